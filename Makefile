@@ -1,0 +1,52 @@
+# MedAI Lab: `make demo` runs the main job, `make test` the test suite. Both install first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+UV_VERSION ?= 0.13.8
+LOCK ?= environments/requirements-cpu.lock
+# A local folder of wheels (this build farm keeps the CPU torch wheel there); empty elsewhere.
+FIND_LINKS ?= $(wildcard /opt/wheels)
+UV := $(VENV)/bin/uv
+PY := $(VENV)/bin/python
+UV_FLAGS := --python $(PY) $(if $(FIND_LINKS),--find-links $(FIND_LINKS))
+STAMP := $(VENV)/.medai-installed
+
+.PHONY: install demo test lint format bench lock clean
+
+install: $(STAMP)
+
+# Re-sync only when the lock or the package metadata changed: a second `make install` is instant.
+$(STAMP): $(LOCK) pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip sync $(UV_FLAGS) $(LOCK)
+	$(UV) pip install $(UV_FLAGS) --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/medai-lab demo
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check medai_lab tests benchmarks
+	$(VENV)/bin/ruff format --check medai_lab tests benchmarks
+
+format: install
+	$(VENV)/bin/ruff format medai_lab tests benchmarks
+	$(VENV)/bin/ruff check --fix medai_lab tests benchmarks
+
+bench: install
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Re-resolve both locks (same versions; CPU torch for CI/laptops/Binder, CUDA torch for GPU hubs).
+lock: install
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 $(if $(FIND_LINKS),--find-links $(FIND_LINKS)) \
+	  -o environments/requirements-cpu.lock
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 -o environments/requirements-cuda.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist

@@ -1,0 +1,117 @@
+"""The ``medai-lab`` command: parses arguments, calls the subpackages, prints one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from medai_lab import __version__
+from medai_lab.errors import MedaiError
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from medai_lab.io import convert_dicom_to_nifti
+
+    vol = convert_dicom_to_nifti(
+        args.dicom_dir,
+        args.out,
+        series=args.series,
+        allow_gaps=args.allow_gaps,
+        allow_single_slice=args.allow_single_slice,
+        overwrite=args.overwrite,
+        workers=args.workers,
+    )
+    print(f"wrote {args.out}: {vol}")
+    for warning in vol.meta.get("warnings", []):
+        print(f"note: {warning}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from medai_lab.io import discover_series
+
+    report = discover_series(args.path, workers=args.workers)
+    print(report.describe())
+    return 0
+
+
+def _cmd_phantom(args: argparse.Namespace) -> int:
+    from medai_lab.datasets.phantom import write_phantom_dataset
+
+    out = write_phantom_dataset(
+        args.out_dir, args.task, args.cases, fmt=args.format, seed=args.seed, progress=True
+    )
+    print(f"wrote {args.cases} {args.task} phantom case(s) ({args.format}) to {out}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from medai_lab.demo import run_demo
+
+    return run_demo(Path(args.out), task=args.task, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medai-lab",
+        description="MedAI Lab: DICOM to volumes, phantoms, training and more for medical imaging.",
+    )
+    parser.add_argument("--version", action="version", version=f"medai-lab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("convert", help="convert a DICOM series to NIfTI")
+    p.add_argument("dicom_dir", help="folder (searched recursively) or file")
+    p.add_argument("out", help="output .nii or .nii.gz")
+    p.add_argument("--series", help="series index or SeriesInstanceUID when there are several")
+    p.add_argument("--allow-gaps", action="store_true", help="fill missing slices with blanks")
+    p.add_argument("--allow-single-slice", action="store_true", help="write a one-slice NIfTI")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--workers", type=int, default=None, help="reader threads")
+    p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("info", help="list the DICOM series in a folder (headers only)")
+    p.add_argument("path")
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("phantom", help="write seeded CT-like phantoms in MSD layout")
+    p.add_argument("out_dir")
+    p.add_argument("--task", choices=["lung", "liver", "heart"], required=True)
+    p.add_argument("--cases", type=int, default=4)
+    p.add_argument("--format", choices=["nifti", "dicom"], default="nifti")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_phantom)
+
+    p = sub.add_parser("demo", help="the main job, headless, on embedded defaults")
+    p.add_argument("--out", default="medai-demo", help="working folder (default: ./medai-demo)")
+    p.add_argument("--task", choices=["lung", "liver", "heart"], default="liver")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MedaiError as err:
+        if args.debug:
+            raise
+        print(f"medai-lab: error: {err}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as err:
+        if args.debug:
+            raise
+        print(f"medai-lab: error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("medai-lab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""``medai-lab demo``: the main job end to end on embedded defaults, headless.
+
+Phantom study -> DICOM series -> discovery -> volume -> NIfTI, each step checked against the
+phantom's own array (and against dcm2niix when it is installed). Later stages (training,
+tracking, export) join here as they land.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+_MARKER = ".medai-demo"
+
+
+def _fresh(out: Path) -> None:
+    """Reuse ``out`` only if an earlier demo made it; never delete a user's folder."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / _MARKER).exists():
+            from medai_lab.errors import MedaiError
+
+            raise MedaiError(f"{out} exists and was not made by the demo; pass --out NEW_DIR")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / _MARKER).write_text("made by medai-lab demo; safe to delete\n")
+
+
+def _dcm2niix_agrees(dicom_dir: Path, ours: Path) -> str:
+    exe = shutil.which("dcm2niix")
+    if exe is None:
+        return "dcm2niix not installed (skipped)"
+    import nibabel as nib
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [exe, "-z", "n", "-b", "n", "-f", "ref", "-o", tmp, str(dicom_dir)],
+            check=True, capture_output=True,
+        )
+        ref = nib.as_closest_canonical(nib.load(Path(tmp) / "ref.nii"))
+        mine = nib.as_closest_canonical(nib.load(ours))
+        same_values = np.array_equal(ref.get_fdata(), mine.get_fdata())
+        affine_err = float(np.abs(ref.affine - mine.affine).max())
+    ok = same_values and affine_err < 1e-3
+    return f"{'agrees' if ok else 'DIFFERS'} (voxels equal: {same_values}, affine max diff {affine_err:.1e} mm)"
+
+
+def run_demo(out: Path, *, task: str = "liver", seed: int = 0) -> int:
+    """Run the demo into ``out``; returns 0 when every check passed."""
+    from medai_lab.datasets.phantom import LABELS, make_phantom
+    from medai_lab.io import (
+        convert_dicom_to_nifti,
+        discover_series,
+        load_nifti,
+        load_series,
+        save_nifti,
+        write_dicom_series,
+    )
+
+    _fresh(out)
+    t0 = time.perf_counter()
+    checks: dict[str, bool] = {}
+    image, label = make_phantom(task, seed)
+    print(f"[1/5] phantom '{task}' seed {seed}: {image}")
+    case = f"{task}_{seed:03d}"
+    dicom_dir = out / "dicom" / case
+    files = write_dicom_series(image, dicom_dir, uid_seed=f"demo-{task}-{seed}",
+                               patient_id=f"PHANTOM-{case}")
+    print(f"[2/5] wrote {len(files)} DICOM slices to {dicom_dir}")
+    report = discover_series(out / "dicom")
+    print(f"[3/5] discovered {report.describe()}")
+    vol = load_series(dicom_dir)
+    checks["DICOM round trip: voxels"] = np.array_equal(vol.array, image.array)
+    checks["DICOM round trip: affine"] = bool(np.allclose(vol.affine, image.affine, atol=1e-4))
+    nifti = out / "nifti" / f"{case}.nii.gz"
+    convert_dicom_to_nifti(dicom_dir, nifti)
+    save_nifti(label, out / "nifti" / f"{case}_label.nii.gz")
+    back = load_nifti(nifti)
+    checks["NIfTI round trip"] = np.array_equal(back.array, image.array) and bool(
+        np.allclose(back.affine, image.affine, atol=1e-4)
+    )
+    print(f"[4/5] converted to {nifti}")
+    agree = _dcm2niix_agrees(dicom_dir, nifti)
+    if "dcm2niix not installed" not in agree:
+        checks["dcm2niix agrees"] = agree.startswith("agrees")
+    print(f"[5/5] dcm2niix reference: {agree}")
+    hu = {
+        name: float(np.median(image.array[label.array == value]))
+        for value, name in LABELS[task].items()
+        if value and np.any(label.array == value)
+    }
+    summary = {
+        "task": task,
+        "shape": list(vol.shape),
+        "spacing_mm": [round(s, 3) for s in vol.spacing],
+        "orientation": vol.orientation,
+        "median_HU": {k: round(v, 1) for k, v in hu.items()},
+        "checks": checks,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print("\nsummary")
+    for key, value in summary.items():
+        if key != "checks":
+            print(f"  {key:12s} {value}")
+    for name, ok in checks.items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {name}")
+    return 0 if all(checks.values()) else 1

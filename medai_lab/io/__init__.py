@@ -1,0 +1,23 @@
+"""DICOM series discovery and loading, NIfTI, conversion, and the :class:`Volume` type.
+
+Knows nothing of torch: everything here is numpy, pydicom and nibabel (imported lazily).
+"""
+
+from medai_lab.io.convert import convert_dicom_to_nifti
+from medai_lab.io.dicom_write import write_dicom_series
+from medai_lab.io.discovery import DiscoveryReport, SeriesInfo, discover_series
+from medai_lab.io.loader import load_series
+from medai_lab.io.nifti import load_nifti, save_nifti
+from medai_lab.io.volume import Volume
+
+__all__ = [
+    "DiscoveryReport",
+    "SeriesInfo",
+    "Volume",
+    "convert_dicom_to_nifti",
+    "discover_series",
+    "load_nifti",
+    "load_series",
+    "save_nifti",
+    "write_dicom_series",
+]

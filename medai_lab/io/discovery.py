@@ -1,0 +1,165 @@
+"""Find the image series in a folder tree from headers alone (no pixel data is read)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medai_lab.errors import DicomError
+from medai_lab.io.headers import ImageHeader, NotAnImage, read_header
+
+
+@dataclass
+class SeriesInfo:
+    """One stack of images that can form a volume: same series, orientation and size."""
+
+    uid: str  # SeriesInstanceUID, or a derived key when the files have none
+    headers: list[ImageHeader]
+    derived_uid: bool = False
+
+    @property
+    def modality(self) -> str:
+        return self.headers[0].modality
+
+    @property
+    def description(self) -> str:
+        return self.headers[0].series_description
+
+    @property
+    def n_files(self) -> int:
+        return len(self.headers)
+
+    @property
+    def n_frames(self) -> int:
+        return sum(h.n_frames for h in self.headers)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.headers[0].columns, self.headers[0].rows
+
+    def summary(self) -> str:
+        """One line, without identifiers."""
+        cols, rows = self.size
+        desc = f" '{self.description}'" if self.description else ""
+        derived = " (no SeriesInstanceUID; grouped by geometry)" if self.derived_uid else ""
+        return (
+            f"{self.modality or '??'} {cols}x{rows}, {self.n_frames} slice(s) in "
+            f"{self.n_files} file(s){desc}{derived}"
+        )
+
+
+@dataclass
+class DiscoveryReport:
+    """What a folder holds: image series, files ignored (with reasons), damaged files."""
+
+    root: Path
+    series: list[SeriesInfo] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    corrupt: list[tuple[Path, str]] = field(default_factory=list)
+    n_files: int = 0
+
+    def describe(self) -> str:
+        lines = [f"{len(self.series)} series in {self.n_files} file(s)"]
+        lines += [f"  [{i}] {s.summary()}" for i, s in enumerate(self.series)]
+        if self.skipped:
+            lines.append(f"  ignored {len(self.skipped)} file(s): {_reason_counts(self.skipped)}")
+        if self.corrupt:
+            lines.append(f"  damaged {len(self.corrupt)} file(s): {_reason_counts(self.corrupt)}")
+        return "\n".join(lines)
+
+
+def _reason_counts(items: Sequence[tuple[Path, str]]) -> str:
+    counts: dict[str, int] = {}
+    for _, reason in items:
+        counts[reason] = counts.get(reason, 0) + 1
+    return "; ".join(f"{n} {r}" for r, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def list_files(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> tuple[Path, list[Path]]:
+    """The root and the regular files to look at (a folder is walked recursively, sorted)."""
+    if isinstance(source, (str, os.PathLike)):
+        root = Path(source)
+        if not root.exists():
+            raise DicomError(f"no such file or folder: {root}")
+        if root.is_file():
+            return root.parent, [root]
+        if not os.access(root, os.R_OK | os.X_OK):
+            raise DicomError(f"permission denied: cannot list folder {root}")
+        files = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            files += [Path(dirpath, f) for f in sorted(filenames) if not f.startswith(".")]
+        return root, files
+    files = [Path(f) for f in source]
+    if not files:
+        raise DicomError("no files given")
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise DicomError(f"no such file: {missing[0]}")
+    return Path(os.path.commonpath([f.parent for f in files])), files
+
+
+def discover_series(
+    source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *, workers: int | None = None
+) -> DiscoveryReport:
+    """Scan headers under ``source`` and group the images into series.
+
+    Files are grouped by SeriesInstanceUID; files without one (de-identification sometimes
+    empties it) are grouped by frame of reference, modality, series/acquisition number,
+    orientation and size. A series whose files differ in orientation or size is split into
+    one stack each, so no stack mixes geometries.
+    """
+    root, files = list_files(source)
+    report = DiscoveryReport(root=root, n_files=len(files))
+    if not files:
+        raise DicomError(f"folder is empty: {root}")
+
+    def scan(path: Path) -> ImageHeader | NotAnImage:
+        try:
+            return read_header(path)
+        except NotAnImage as why:
+            return why
+
+    workers = workers or min(8, 2 * (os.cpu_count() or 1))
+    if len(files) < 16 or workers == 1:
+        results = [scan(f) for f in files]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(scan, files, chunksize=16))
+
+    groups: dict[tuple[str, ...], list[ImageHeader]] = {}
+    for path, res in zip(files, results):
+        if isinstance(res, NotAnImage):
+            (report.corrupt if res.corrupt else report.skipped).append((path, res.reason))
+            continue
+        groups.setdefault(_group_key(res), []).append(res)
+    for key, headers in groups.items():
+        report.series.append(SeriesInfo(uid=key[0], headers=headers, derived_uid=key[1] == "derived"))
+    report.series.sort(key=lambda s: (s.headers[0].series_number.zfill(8), s.uid, -s.n_frames))
+    return report
+
+
+def _group_key(h: ImageHeader) -> tuple[str, ...]:
+    iop = h.frames[0].iop
+    # Orientation rounded so that float noise in the header does not split a series.
+    orient = ",".join(f"{v:.3f}" for v in np.round(iop, 3) + 0.0)
+    size = f"{h.rows}x{h.columns}"
+    if h.series_uid:
+        return (h.series_uid, "uid", orient, size)
+    parts = [
+        h.study_uid,
+        h.frame_of_reference,
+        h.modality,
+        h.series_number,
+        h.acquisition_number,
+        h.series_description,
+        h.sop_class,
+    ]
+    digest = hashlib.sha1("|".join([*parts, orient, size]).encode()).hexdigest()[:16]
+    return (f"derived-{digest}", "derived", orient, size)

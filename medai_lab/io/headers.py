@@ -1,0 +1,225 @@
+"""One pass over a DICOM file's header: what grouping, geometry and pixel reading need.
+
+Pixel data is never read here: large values are deferred, so only their file offset is kept.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# Uncompressed syntaxes whose pixel bytes we read straight from the file at a known offset.
+RAW_SYNTAXES = {
+    "1.2.840.10008.1.2": "<",  # Implicit VR Little Endian
+    "1.2.840.10008.1.2.1": "<",  # Explicit VR Little Endian
+    "1.2.840.10008.1.2.2": ">",  # Explicit VR Big Endian (retired, still found in archives)
+}
+_PIXEL_DATA = 0x7FE00010
+_DEFER = 512  # bytes: larger values (pixel data, CSA headers) are skipped, not read
+
+
+@dataclass
+class FrameGeometry:
+    """Where one 2-D frame lies: position of its first voxel and its rescale (per frame)."""
+
+    ipp: np.ndarray  # ImagePositionPatient (LPS mm)
+    iop: np.ndarray  # ImageOrientationPatient, 6 cosines
+    spacing: tuple[float, float]  # (row spacing, column spacing) as in PixelSpacing
+    slope: float = 1.0
+    intercept: float = 0.0
+
+
+@dataclass
+class ImageHeader:
+    """Header facts of one DICOM image file (one or many frames)."""
+
+    path: Path
+    transfer_syntax: str
+    sop_class: str
+    series_uid: str
+    study_uid: str
+    frame_of_reference: str
+    modality: str
+    series_number: str
+    acquisition_number: str
+    series_description: str
+    rows: int
+    columns: int
+    samples: int
+    photometric: str
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    float_pixels: bool
+    frames: list[FrameGeometry] = field(default_factory=list)
+    slice_thickness: float | None = None
+    spacing_between_slices: float | None = None
+    pixel_offset: int | None = None  # byte offset of uncompressed pixel data, when known
+    pixel_length: int | None = None
+    manufacturer: str = ""
+    mosaic_tiles: int = 0  # Siemens mosaic: tiles per side of the stored image (0 = none)
+
+    @property
+    def stored_shape(self) -> tuple[int, int]:
+        """(rows, columns) of the stored image: a mosaic holds many tiles of (rows, columns)."""
+        t = self.mosaic_tiles or 1
+        return self.rows * t, self.columns * t
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frames)
+
+    @property
+    def raw_readable(self) -> bool:
+        """Whether pixel bytes can be read directly from the file (no decoder needed)."""
+        return (
+            self.transfer_syntax in RAW_SYNTAXES
+            and self.pixel_offset is not None
+            and self.bits_allocated in (8, 16, 32)
+            and self.samples == 1
+            and not self.float_pixels
+            and not self.mosaic_tiles
+        )
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.rows * self.columns * self.samples * self.bits_allocated // 8
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes of pixel data the header promises."""
+        rows, cols = self.stored_shape
+        frames = 1 if self.mosaic_tiles else self.n_frames
+        return rows * cols * frames * self.samples * self.bits_allocated // 8
+
+
+class NotAnImage(Exception):
+    """A file that cannot join a volume, with a short reason.
+
+    ``corrupt`` marks files that look like DICOM but are damaged: a series folder holding one
+    is probably incomplete, so loaders refuse it instead of quietly skipping a slice.
+    """
+
+    def __init__(self, reason: str, *, corrupt: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.corrupt = corrupt
+
+
+def read_header(path: Path) -> ImageHeader:
+    """Parse ``path`` without reading its pixel data.
+
+    Raises
+    ------
+    NotAnImage
+        With a short reason: not DICOM, no pixel data, colour, unreadable, etc.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        try:
+            ds = pydicom.dcmread(path, defer_size=_DEFER)
+        except InvalidDicomError:
+            # DICOM without the 128-byte preamble still starts with a group 0008 element.
+            with open(path, "rb") as fh:
+                head = fh.read(4)
+            if head[:2] not in (b"\x08\x00", b"\x02\x00"):
+                raise NotAnImage("not a DICOM file") from None
+            ds = pydicom.dcmread(path, defer_size=_DEFER, force=True)
+    except NotAnImage:
+        raise
+    except PermissionError:
+        raise NotAnImage("permission denied") from None
+    except IsADirectoryError:
+        raise NotAnImage("is a directory") from None
+    except OSError as exc:
+        raise NotAnImage(f"cannot read ({exc.strerror or type(exc).__name__})") from None
+    except Exception as exc:  # pydicom raises many types on corrupt files
+        raise NotAnImage(f"corrupt or truncated DICOM ({type(exc).__name__})", corrupt=True) from None
+    try:
+        return _extract(path, ds)
+    except NotAnImage:
+        raise
+    except Exception as exc:
+        raise NotAnImage(
+            f"corrupt or truncated DICOM ({type(exc).__name__})", corrupt=True
+        ) from None
+
+
+def _text(ds: object, keyword: str) -> str:
+    value = getattr(ds, keyword, None)
+    return "" if value is None else str(value).strip()
+
+
+def _floats(value: object, n: int) -> np.ndarray | None:
+    if value is None:
+        return None
+    try:
+        arr = np.array([float(v) for v in value], dtype=np.float64)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.shape == (n,) and np.all(np.isfinite(arr)) else None
+
+
+def _opt_float(value: object) -> float | None:
+    try:
+        return None if value in (None, "") else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _extract(path: Path, ds: object) -> ImageHeader:
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(getattr(meta, "TransferSyntaxUID", "") or "1.2.840.10008.1.2")
+    if _PIXEL_DATA not in ds and 0x7FE00008 not in ds and 0x7FE00009 not in ds:  # type: ignore[operator]
+        raise NotAnImage("no pixel data")
+    rows, cols = int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)
+    if not rows or not cols:
+        raise NotAnImage("no image size (Rows/Columns)")
+    samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+    photometric = _text(ds, "PhotometricInterpretation") or "MONOCHROME2"
+    if samples != 1 or not photometric.startswith("MONOCHROME"):
+        raise NotAnImage(f"colour image ({photometric}); volumes are greyscale")
+    header = ImageHeader(
+        path=path,
+        transfer_syntax=syntax,
+        sop_class=_text(ds, "SOPClassUID"),
+        series_uid=_text(ds, "SeriesInstanceUID"),
+        study_uid=_text(ds, "StudyInstanceUID"),
+        frame_of_reference=_text(ds, "FrameOfReferenceUID"),
+        modality=_text(ds, "Modality"),
+        series_number=_text(ds, "SeriesNumber"),
+        acquisition_number=_text(ds, "AcquisitionNumber"),
+        series_description=_text(ds, "SeriesDescription"),
+        rows=rows,
+        columns=cols,
+        samples=samples,
+        photometric=photometric,
+        bits_allocated=int(getattr(ds, "BitsAllocated", 16) or 16),
+        bits_stored=int(getattr(ds, "BitsStored", 0) or getattr(ds, "BitsAllocated", 16) or 16),
+        signed=int(getattr(ds, "PixelRepresentation", 0) or 0) == 1,
+        float_pixels=_PIXEL_DATA not in ds,  # type: ignore[operator]
+        slice_thickness=_opt_float(getattr(ds, "SliceThickness", None)),
+        spacing_between_slices=_opt_float(getattr(ds, "SpacingBetweenSlices", None)),
+        manufacturer=_text(ds, "Manufacturer"),
+    )
+    from medai_lab.io.multiframe import frame_geometries, siemens_mosaic
+
+    header.frames = frame_geometries(ds, header)
+    siemens_mosaic(ds, header)
+    if syntax in RAW_SYNTAXES:
+        raw = ds.get_item(_PIXEL_DATA, keep_deferred=True)  # type: ignore[attr-defined]
+        tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
+        if tell is not None and length not in (None, 0xFFFFFFFF):
+            header.pixel_offset, header.pixel_length = int(tell), int(length)
+    if header.pixel_length is not None and header.pixel_length < header.stored_bytes:
+        raise NotAnImage("pixel data shorter than Rows x Columns x frames", corrupt=True)
+    if header.pixel_offset is not None:
+        size = os.path.getsize(path)
+        if header.pixel_offset + header.stored_bytes > size:
+            raise NotAnImage("truncated file: pixel data ends early", corrupt=True)
+    return header

@@ -1,0 +1,68 @@
+"""Shared fixtures: the real data in ../shared/data and real external tools.
+
+In CI (CI=true) a missing component fails the test; on a laptop it skips with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MEDAI_SHARED_DATA", ROOT.parent / "shared" / "data"))
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def missing_component(what: str) -> None:
+    """Fail in CI, skip elsewhere: a real component the test needs is not there."""
+    message = f"{what} is not available"
+    if IN_CI:
+        pytest.fail(f"{message} (CI must install it)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "README.md").is_file():
+        missing_component(f"shared test data at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def dcm2niix() -> str:
+    exe = shutil.which("dcm2niix")
+    if exe is None:
+        missing_component("dcm2niix (Debian package dcm2niix)")
+    return exe
+
+
+@pytest.fixture(scope="session")
+def run_dcm2niix(dcm2niix: str, tmp_path_factory: pytest.TempPathFactory):
+    """Convert with dcm2niix and return the canonical (RAS) nibabel image."""
+    import nibabel as nib
+
+    def run(source: Path) -> nib.Nifti1Image:
+        out = tmp_path_factory.mktemp("dcm2niix")
+        single = ["-s", "y"] if Path(source).is_file() else []  # else it converts the folder
+        proc = subprocess.run(
+            [dcm2niix, *single, "-z", "n", "-b", "n", "-f", "ref", "-o", str(out), str(source)],
+            capture_output=True, text=True, check=False,
+        )
+        made = sorted(out.glob("*.nii"))
+        assert len(made) == 1, f"dcm2niix made {made}: {proc.stdout[-500:]}"
+        return nib.as_closest_canonical(nib.load(made[0]))
+
+    return run
+
+
+def canonical(volume) -> tuple[np.ndarray, np.ndarray]:
+    """A Volume as (array, affine) in nibabel's closest-canonical RAS orientation."""
+    import nibabel as nib
+
+    img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(volume.array), volume.affine))
+    return np.asanyarray(img.dataobj), img.affine
