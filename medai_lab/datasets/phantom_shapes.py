@@ -1,8 +1,8 @@
-"""Vectorised geometry for the CT phantoms: a patient-frame grid, shapes and smooth noise.
+"""Geometry for the CT phantoms: patient-frame grid, shapes, textures and the body wall.
 
 All coordinates are millimetres in a *patient frame* with RAS+ axes (NIfTI convention):
 +x toward the patient's right, +y anterior, +z superior. The frame is the world frame shifted
-and rolled slightly about z, so each case lies a little differently on the table.
+and rolled slightly about z, so each case lies a little differently on the couch.
 """
 
 from __future__ import annotations
@@ -55,32 +55,22 @@ class Grid:
     ) -> None:
         if np.count_nonzero(affine[:3, :3] - np.diag(np.diag(affine[:3, :3]))):
             raise ValueError("phantom grids use an axis-aligned (diagonal) affine")
-        self.shape = shape
-        self.affine = affine
+        self.shape, self.affine = shape, affine
         self.centre = np.asarray(centre, dtype=np.float64)
         self.rot = rotation(roll)
-        nx, ny, nz = shape
-        xw = affine[0, 0] * np.arange(nx) + affine[0, 3]
-        yw = affine[1, 1] * np.arange(ny) + affine[1, 3]
-        zw = affine[2, 2] * np.arange(nz) + affine[2, 3]
-        self.xw = xw.astype(_F)[:, None, None]
-        self.yw = yw.astype(_F)[None, :, None]
+        xw, yw, zw = (affine[a, a] * np.arange(n) + affine[a, 3] for a, n in enumerate(shape))
+        self.xw, self.yw = xw.astype(_F)[:, None, None], yw.astype(_F)[None, :, None]
         dx, dy = xw[:, None] - self.centre[0], yw[None, :] - self.centre[1]
         c, s = self.rot[0, 0], self.rot[1, 0]
         self.px = (c * dx + s * dy).astype(_F)[:, :, None]
         self.py = (-s * dx + c * dy).astype(_F)[:, :, None]
         self.pz = (zw - self.centre[2]).astype(_F)[None, None, :]
 
-    def to_world(self, p: np.ndarray) -> np.ndarray:
-        """RAS+ world mm of patient-frame points ``(..., 3)``."""
-        return np.asarray(p, dtype=np.float64) @ self.rot.T + self.centre
-
     def box(self, centre: np.ndarray, half: float) -> tuple[slice, slice, slice] | None:
         """Index slices covering a cube of half-width ``half`` mm around a patient point."""
         corners = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T * half
-        world = self.to_world(np.asarray(centre) + corners)
-        diag = np.diag(self.affine)[:3]
-        idx = (world - self.affine[:3, 3]) / diag
+        world = (np.asarray(centre) + corners) @ self.rot.T + self.centre
+        idx = (world - self.affine[:3, 3]) / np.diag(self.affine)[:3]
         lo = np.maximum(np.floor(idx.min(axis=0)).astype(int), 0)
         hi = np.minimum(np.ceil(idx.max(axis=0)).astype(int) + 1, self.shape)
         if np.any(hi <= lo):
@@ -89,11 +79,11 @@ class Grid:
 
     def ellipsoid(
         self,
-        centre: np.ndarray,
-        radii: np.ndarray,
+        centre,
+        radii,
         rot: np.ndarray | None = None,
         lobes: Lobes | None = None,
-        margin: float = 1.35,
+        margin: float = 1.4,
     ) -> np.ndarray:
         """Normalised radius of a (lobulated, rotated) ellipsoid: ``< 1`` inside.
 
@@ -102,16 +92,15 @@ class Grid:
         """
         centre = np.asarray(centre, dtype=np.float64)
         radii = np.asarray(radii, dtype=np.float64)
-        reach = float(radii.max()) * (lobes.reach if lobes else 1.0) * margin
         out = np.full(self.shape, np.inf, dtype=_F)
-        sl = self.box(centre, reach)
+        sl = self.box(centre, float(radii.max()) * (lobes.reach if lobes else 1.0) * margin)
         if sl is None:
             return out
-        d = (self.px[sl[:2]] - _F(centre[0]), self.py[sl[:2]] - _F(centre[1]))
+        dx, dy = self.px[sl[:2]] - _F(centre[0]), self.py[sl[:2]] - _F(centre[1])
         dz = self.pz[..., sl[2]] - _F(centre[2])
         r = np.eye(3) if rot is None else rot
         u, v, w = (
-            (_F(r[0, k]) * d[0] + _F(r[1, k]) * d[1] + _F(r[2, k]) * dz) / _F(radii[k])
+            (_F(r[0, k]) * dx + _F(r[1, k]) * dy + _F(r[2, k]) * dz) / _F(radii[k])
             for k in range(3)
         )
         rho = np.sqrt(u * u + v * v + w * w)
@@ -129,6 +118,9 @@ class Grid:
         """Normalised radius of an axial ellipse (a cylinder along z), shape ``(nx, ny, 1)``."""
         return np.sqrt(((self.px - _F(cx)) / _F(a)) ** 2 + ((self.py - _F(cy)) / _F(b)) ** 2)
 
+    def circle(self, cx: float, cy: float, r: float) -> np.ndarray:
+        return self.ellipse(cx, cy, r, r) < 1
+
     def coords(self, mask: np.ndarray, index: int) -> np.ndarray:
         """Patient-frame position of the ``index``-th True voxel of ``mask`` (C order)."""
         i, j, k = np.unravel_index(np.flatnonzero(mask)[index], self.shape)
@@ -136,18 +128,21 @@ class Grid:
 
 
 def smooth_noise(
-    rng: np.random.Generator,
-    shape: tuple[int, int, int],
-    spacing: tuple[float, float, float],
-    sigma_mm: float,
+    rng: np.random.Generator, shape: tuple[int, ...], spacing: tuple[float, ...], sigma_mm: float
 ) -> np.ndarray:
-    """Gaussian-correlated noise with unit standard deviation (FFT filtering of white noise)."""
-    white = rng.standard_normal(shape, dtype=np.float32)
-    freqs = [np.fft.fftfreq(n, d) for n, d in zip(shape[:2], spacing[:2], strict=True)]
-    freqs.append(np.fft.rfftfreq(shape[2], spacing[2]))
-    k2 = freqs[0][:, None, None] ** 2 + freqs[1][None, :, None] ** 2 + freqs[2][None, None, :] ** 2
-    kernel = np.exp(-2.0 * np.pi**2 * sigma_mm**2 * k2)
-    field = np.fft.irfftn(np.fft.rfftn(white) * kernel, s=shape).astype(_F)
+    """Gaussian-correlated noise field with zero mean and unit standard deviation.
+
+    White noise is drawn directly as a spectrum (half-space, as ``irfftn`` expects) and
+    low-passed there: one inverse FFT per field instead of a forward and an inverse one.
+    """
+    freqs = [np.fft.fftfreq(n, d) for n, d in zip(shape[:-1], spacing[:-1], strict=True)]
+    freqs.append(np.fft.rfftfreq(shape[-1], spacing[-1]))
+    k2 = sum(f.reshape([-1 if i == a else 1 for i in range(3)]) ** 2 for a, f in enumerate(freqs))
+    kernel = np.exp(-2.0 * np.pi**2 * sigma_mm**2 * k2).astype(_F)
+    spec = rng.standard_normal(kernel.shape, dtype=_F) + 1j * rng.standard_normal(
+        kernel.shape, dtype=_F
+    )
+    field = np.fft.irfftn(spec * kernel, s=shape).astype(_F)
     field -= field.mean()
     std = float(field.std())
     return field / _F(std) if std > 0 else field
@@ -167,3 +162,100 @@ def blur3(array: np.ndarray, weights: tuple[float, float, float]) -> np.ndarray:
         res[-1] += _F(w) * src[-1]
         out = np.moveaxis(res, 0, ax)
     return np.ascontiguousarray(out)
+
+
+class Scene:
+    """The canvas of one case: HU and label arrays, the grid, body proportions and textures."""
+
+    def __init__(self, rng: np.random.Generator, affine: np.ndarray, shape, spacing) -> None:
+        self.rng, self.spacing, self.affine = rng, spacing, affine
+        fov = np.asarray(shape, dtype=float) * np.asarray(spacing, dtype=float)
+        shift = np.array([rng.uniform(-0.03, 0.03) * fov[0], rng.uniform(-0.03, 0.03) * fov[1], 0])
+        self.g = Grid(affine, shape, shift, roll=rng.uniform(-0.08, 0.08))
+        self.img = np.full(shape, -1000.0, dtype=_F)  # air
+        self.lab = np.zeros(shape, dtype=np.uint8)
+        self.occupied = np.zeros(shape, dtype=bool)  # drawn structures later organs must avoid
+        self.A = 0.40 * fov[0] * rng.uniform(0.92, 1.04)  # body semi-axes: lateral, anterior
+        self.B = 0.30 * fov[1] * rng.uniform(0.92, 1.04)
+        self.H = fov[2] / 2
+        sp = float(min(spacing[:2]))
+        self.fine = smooth_noise(rng, shape, spacing, 0.7 * sp)  # tissue grain
+        self.med = smooth_noise(rng, shape, spacing, 2.5 * sp)  # vessels: |med| ~ 0 & |med2| ~ 0
+        self.med2 = smooth_noise(rng, shape, spacing, 2.5 * sp)
+        self.coarse = smooth_noise(rng, shape, spacing, 6.0 * sp)  # slow density changes
+
+    def paint(self, mask, hu, tex: float = 0.0, label: int = 0, solid: bool = False) -> None:
+        """Set HU (a number or a full-size array) and label where ``mask``; later paint wins."""
+        mask = np.broadcast_to(mask, self.img.shape)
+        vals = np.broadcast_to(hu, self.img.shape)[mask] if np.ndim(hu) else _F(hu)
+        self.img[mask] = vals + _F(tex) * self.fine[mask] if tex else vals
+        self.lab[mask] = label  # so a label always means "what is visible here"
+        if solid:
+            self.occupied |= mask
+
+
+def draw_body(s: Scene) -> None:
+    """Couch, fat and muscle layers, spine, descending aorta position and the body cavity."""
+    g, rng = s.g, s.rng
+    # Carbon-fibre couch just below the body, in the world frame (it does not roll).
+    top = g.centre[1] - 0.9 * s.B - 3.0
+    table = (g.yw < top) & (g.yw > top - max(0.05 * s.B, 2.5 * s.spacing[1]))
+    s.paint(table & (np.abs(g.xw - g.centre[0]) < 0.95 * s.A), -200, tex=20)
+    a = s.A * (1 + rng.uniform(-0.04, 0.04) * g.pz / s.H)
+    b = np.where(g.py < 0, 0.9 * s.B, s.B)  # supine: the back is flattened on the couch
+    fat, muscle = rng.uniform(0.04, 0.10) * s.A, rng.uniform(0.035, 0.06) * s.A
+    s.paint((g.px / a) ** 2 + (g.py / b) ** 2 <= 1, rng.uniform(-110, -90), tex=8)
+    s.paint((g.px / (a - fat)) ** 2 + (g.py / (b - fat)) ** 2 <= 1, rng.uniform(40, 50), tex=6)
+    s.Ac, s.Bc = s.A - fat - muscle, s.B - fat - muscle
+    r = 0.13 * s.Ac * rng.uniform(0.9, 1.1)  # vertebral body radius
+    y0 = -0.36 * s.B * rng.uniform(0.95, 1.05)
+    s.spine = (y0, r)
+    # The cavity reaches back beside the vertebra (paravertebral gutters); behind: back muscles.
+    bc = np.where(g.py < 0, min(0.9 * s.B - fat - muscle, -y0 + 1.6 * r), s.Bc)
+    ac = a - fat - muscle
+    s.cavity = (g.px / ac) ** 2 + (g.py / bc) ** 2 <= 1
+    t = max(0.035 * s.A, 1.5 * max(s.spacing[:2]))
+    s.rib_ring = ((g.px / (ac + t)) ** 2 + (g.py / (bc + t)) ** 2 <= 1) & ~s.cavity
+
+
+def draw_spine(s: Scene, aorta_hu: float) -> None:
+    """Vertebral body (cortex, cancellous bone, discs), canal, arch and descending aorta."""
+    g, rng, (y0, r) = s.g, s.rng, s.spine
+    tc = max(1.5, 1.1 * max(s.spacing[:2]))  # cortex at least a voxel thick, or it vanishes
+    s.vert_period = rng.uniform(2.8, 3.4) * r
+    disc = ((g.pz / s.vert_period + rng.uniform()) % 1) < 0.2
+    rc = 0.42 * r
+    yc = y0 - 0.9 * r - rc - tc
+    s.paint(g.ellipse(0, yc - rc - 0.35 * r, 0.16 * r, 0.45 * r) < 1, 600, tex=40, solid=True)
+    s.paint(g.circle(0, yc, rc + 1.6 * tc), rng.uniform(650, 800), tex=40, solid=True)  # arch
+    s.paint(g.circle(0, yc, rc), 15, tex=4, solid=True)  # cord and CSF
+    body = g.ellipse(0, y0, r, 0.9 * r)
+    s.paint(body < 1, rng.uniform(750, 950), tex=40, solid=True)  # cortical shell
+    s.paint(body < 1 - tc / r, rng.uniform(220, 280), tex=25)  # cancellous bone
+    s.paint((body < 1) & disc, 80, tex=6)  # intervertebral disc
+    ra = 0.085 * s.Ac
+    # Descending aorta: left-anterolateral to the spine (the patient's left is -x in RAS).
+    s.paint(g.circle(-0.85 * (r + ra), y0 + 0.6 * r, ra), aorta_hu, tex=6, solid=True)
+
+
+def draw_ribs(s: Scene, zmin: float) -> None:
+    """Oblique rib arcs in the chest wall; none at the sternum or over the spine."""
+    g = s.g
+    phi = np.arctan2(g.py / s.Bc, g.px / s.Ac)  # +pi/2 anterior, -pi/2 posterior
+    sector = (np.abs(phi - np.pi / 2) > 0.55) & (np.abs(phi + np.pi / 2) > 0.35)
+    # Ribs run downward from back to front, so one axial slice cuts several of them.
+    phase = (g.pz + 0.9 * s.vert_period * (1 + np.sin(phi))) / s.vert_period + s.rng.uniform()
+    ribs = s.rib_ring & sector & ((phase % 1) < 0.32) & (g.pz > zmin)
+    s.paint(ribs, s.rng.uniform(400, 550), tex=40, solid=True)
+
+
+def draw_airway(s: Scene, z_carina: float) -> None:
+    """Oesophagus and trachea (down to the carina) in front of the spine."""
+    g, (y0, r) = s.g, s.spine
+    r_es, r_tr = 0.06 * s.Ac, 0.075 * s.Ac
+    y_es = y0 + r + 1.2 * r_es
+    s.paint(g.circle(-0.25 * r, y_es, r_es) & s.cavity, 35, tex=5, solid=True)
+    y_tr = y_es + r_es + 1.5 * r_tr
+    above = (g.pz > z_carina) & s.cavity
+    s.paint(g.circle(0, y_tr, 1.35 * r_tr) & above, 40, tex=5, solid=True)
+    s.paint(g.circle(0, y_tr, r_tr) & above, -1000, tex=5, solid=True)

@@ -175,7 +175,13 @@ def _opt_float(value: object) -> float | None:
 def _extract(path: Path, ds: object) -> ImageHeader:
     meta = getattr(ds, "file_meta", None)
     syntax = str(getattr(meta, "TransferSyntaxUID", "") or "1.2.840.10008.1.2")
+    if len(ds) == 0:  # type: ignore[arg-type]
+        raise NotAnImage("no data elements after the file meta (truncated?)", corrupt=True)
     if _PIXEL_DATA not in ds and 0x7FE00008 not in ds and 0x7FE00009 not in ds:  # type: ignore[operator]
+        # pydicom stops quietly at end of file: an image module without pixels is a cut file.
+        sop_name = str(getattr(getattr(ds, "SOPClassUID", None), "name", ""))
+        if "Rows" in ds or "Columns" in ds or "Image Storage" in sop_name:  # type: ignore[operator]
+            raise NotAnImage("image without pixel data (truncated?)", corrupt=True)
         raise NotAnImage("no pixel data")
     rows, cols = int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)
     if not rows or not cols:

@@ -1,0 +1,42 @@
+"""Small synthetic volumes with known geometry, written as DICOM by our writer."""
+
+from __future__ import annotations
+
+import numpy as np
+from nibabel.orientations import (
+    apply_orientation,
+    axcodes2ornt,
+    inv_ornt_aff,
+    io_orientation,
+    ornt_transform,
+)
+
+from medai_lab.io import Volume
+
+
+def axial_volume(shape=(40, 32, 12), spacing=(0.7, 0.9, 2.5), seed=0, half_steps=False) -> Volume:
+    """An LPS-stored axial CT-like volume with distinct values everywhere (any flip shows)."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(-1000, 2000, size=shape).astype(np.int16)
+    if half_steps:
+        arr = arr.astype(np.float32) * 0.5
+    affine = np.diag([-spacing[0], -spacing[1], spacing[2], 1.0])
+    affine[:3, 3] = [12.5, -30.25, -100.0]
+    return Volume(arr, affine)
+
+
+def reoriented(vol: Volume, codes: str) -> Volume:
+    """The same image stored with axes pointing to ``codes`` (e.g. "PIL" = sagittal)."""
+    t = ornt_transform(io_orientation(vol.affine), axcodes2ornt(tuple(codes)))
+    arr = apply_orientation(vol.array, t)
+    return Volume(np.ascontiguousarray(arr), vol.affine @ inv_ornt_aff(t, vol.array.shape))
+
+
+def rotated(vol: Volume, degrees: float, axis: int = 0) -> Volume:
+    """An oblique acquisition: the grid rotated about a world axis through the origin."""
+    a = np.radians(degrees)
+    c, s = np.cos(a), np.sin(a)
+    i, j = [k for k in range(3) if k != axis]
+    rot = np.eye(4)
+    rot[i, i], rot[i, j], rot[j, i], rot[j, j] = c, -s, s, c
+    return Volume(vol.array, rot @ vol.affine)
