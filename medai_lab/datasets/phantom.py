@@ -67,10 +67,10 @@ def _heart(s: Scene, zc: float, contrast: bool, labelled: bool) -> float:
         return g.ellipsoid(c + rot @ (np.array(off) * radii), np.array(rel) * radii, rot)
 
     # Local axes: +x apex, +y mostly posterior (left-posterior), +z toward the base, superior.
-    lv = chamber((0.2, 0.15, -0.05), (0.6, 0.5, 0.55))
-    rv = chamber((0.05, -0.5, -0.05), (0.55, 0.35, 0.5))
-    ra = chamber((-0.55, -0.35, 0.05), (0.35, 0.4, 0.45))
-    la = chamber((-0.45, 0.45, 0.3), (0.35, 0.4, 0.4))
+    lv = chamber((0.2, 0.15, -0.05), (0.62, 0.55, 0.6))
+    rv = chamber((0.05, -0.5, -0.05), (0.58, 0.38, 0.55))
+    ra = chamber((-0.55, -0.35, 0.05), (0.38, 0.42, 0.45))
+    la = chamber((-0.45, 0.45, 0.3), (0.38, 0.42, 0.42))
     free = ~s.occupied & s.above & s.cavity
     s.paint(((env < 1.12) | (la < 1.35)) & free, -90, tex=6, solid=True)  # epicardial fat
     heart = ((env < 1) | (la < 1.2)) & free
@@ -114,7 +114,7 @@ def _lungs(s: Scene, zc: float, rz: float, vessel_hu: float, task: str) -> None:
     vessels = lung & (np.abs(s.med) < t) & (np.abs(s.med2) < t)
     s.paint(vessels, vessel_hu, tex=10, label=lab)
     if task == "lung":
-        _lesions(s, lung, lung & ~vessels & (rho < 0.8), (0.07, 0.16), (0, 50), 0.25)
+        _lesions(s, lung, lung & ~vessels & (rho < 0.8), (0.1, 0.22), (0, 50), 0.25)
 
 
 def _lesions(s: Scene, organ, cand, size: tuple, hu: tuple, lobe: float) -> None:
@@ -146,8 +146,8 @@ def _abdomen(s: Scene) -> None:
     )
     liver_shape = ((main < 1) | (left < 1)) & below
     loops = s.coarse > 0.1  # bowel loops in mesenteric fat, with a little gas
-    s.paint(below, np.where(loops, 35, -95), tex=8)
-    s.paint(below & loops & (s.med2 > 2.3), -950, tex=20)
+    s.paint(below & ~s.occupied, np.where(loops, 35, -95), tex=8)
+    s.paint(below & ~s.occupied & loops & (s.med2 > 2.3), -950, tex=20)
     y0, r = s.spine
     r_ivc = 0.085 * Ac  # inferior vena cava: right-anterior of the spine
     s.paint(g.circle(0.9 * (r + r_ivc), y0 + r, r_ivc), 110, tex=6, solid=True)
@@ -180,7 +180,7 @@ def _abdomen(s: Scene) -> None:
     s.paint(liver, rng.uniform(55, 65) + 4 * s.coarse, tex=5, label=1, solid=True)
     vessels = liver & (np.abs(s.med) < 0.12) & (np.abs(s.med2) < 0.12)
     s.paint(vessels, 110, tex=8, label=1)  # portal and hepatic veins
-    _lesions(s, liver, liver & ~vessels & (main < 0.75), (0.08, 0.2), (20, 35), 0.15)
+    _lesions(s, liver, liver & ~vessels & (main < 0.75), (0.1, 0.25), (20, 35), 0.15)
     s.occupied |= below  # nothing from the chest reaches under the diaphragm
 
 
@@ -240,7 +240,7 @@ def make_phantom(
     _lungs(s, zc=s.ztop + 1.1 * H, rz=1.5 * H, vessel_hu=0.8 * contrast, task=task)
 
     # Scanner: slight blur (thicker slices blur more along z), then quantum noise.
-    img = blur3(s.img, (0.1, 0.1, 0.15))
+    img = blur3(s.img, (0.08, 0.08, 0.12))
     img += rng.standard_normal(shape, dtype=np.float32) * np.float32(rng.uniform(10, 15))
     image = np.clip(np.rint(img), *_HU_RANGE).astype(np.int16)
     for value, name in LABELS[task].items():

@@ -117,6 +117,12 @@ def read_header(path: Path) -> ImageHeader:
     NotAnImage
         With a short reason: not DICOM, no pixel data, colour, unreadable, etc.
     """
+    fast = _from_fast(path)
+    return fast if fast is not None else read_header_pydicom(path)
+
+
+def read_header_pydicom(path: Path) -> ImageHeader:
+    """The full-parse path of :func:`read_header` (every case the fast reader declines)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -227,5 +233,68 @@ def _extract(path: Path, ds: object) -> ImageHeader:
     if header.pixel_offset is not None:
         size = os.path.getsize(path)
         if header.pixel_offset + header.stored_bytes > size:
+            raise NotAnImage("truncated file: pixel data ends early", corrupt=True)
+    return header
+
+
+_REQUIRED = ("Rows", "Columns", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
+
+
+def _from_fast(path: Path) -> ImageHeader | None:
+    """The header from :mod:`fastheader`, or ``None`` when pydicom must decide."""
+    from medai_lab.io.fastheader import read_fast
+
+    res = read_fast(path)
+    if res is None:
+        return None
+    f, syntax, offset, length = res
+    ipp, iop, ps = f.get("ImagePositionPatient"), f.get("ImageOrientationPatient"), f.get("PixelSpacing")
+    if (
+        any(f.get(k) is None for k in _REQUIRED)
+        or str(f.get("NumberOfFrames") or "1").strip() not in ("1", "")
+        or "MOSAIC" in str(f.get("ImageType", "")).upper()
+        or int(f.get("SamplesPerPixel") or 1) != 1
+        or not str(f.get("PhotometricInterpretation") or "MONOCHROME2").startswith("MONOCHROME")
+        or ipp.shape != (3,) or iop.shape != (6,) or ps.shape != (2,)  # type: ignore[union-attr]
+    ):
+        return None
+    slope, inter = f.get("RescaleSlope"), f.get("RescaleIntercept")
+    bits = int(f.get("BitsAllocated") or 16)  # type: ignore[call-overload]
+    thick, between = f.get("SliceThickness"), f.get("SpacingBetweenSlices")
+    header = ImageHeader(
+        path=path,
+        transfer_syntax=syntax,
+        sop_class=str(f.get("SOPClassUID", "")),
+        series_uid=str(f.get("SeriesInstanceUID", "")),
+        study_uid=str(f.get("StudyInstanceUID", "")),
+        frame_of_reference=str(f.get("FrameOfReferenceUID", "")),
+        modality=str(f.get("Modality", "")),
+        series_number=str(f.get("SeriesNumber", "")),
+        acquisition_number=str(f.get("AcquisitionNumber", "")),
+        series_description=str(f.get("SeriesDescription", "")),
+        rows=int(f["Rows"]),  # type: ignore[call-overload]
+        columns=int(f["Columns"]),  # type: ignore[call-overload]
+        samples=1,
+        photometric=str(f.get("PhotometricInterpretation") or "MONOCHROME2"),
+        bits_allocated=bits,
+        bits_stored=int(f.get("BitsStored") or bits),  # type: ignore[call-overload]
+        signed=int(f.get("PixelRepresentation") or 0) == 1,  # type: ignore[call-overload]
+        float_pixels=False,
+        frames=[
+            FrameGeometry(
+                ipp, iop, (float(ps[0]), float(ps[1])),  # type: ignore[index]
+                float(slope[0]) if slope is not None and len(slope) else 1.0,  # type: ignore[arg-type]
+                float(inter[0]) if inter is not None and len(inter) else 0.0,  # type: ignore[arg-type]
+            )
+        ],
+        slice_thickness=float(thick[0]) if thick is not None and len(thick) else None,  # type: ignore[arg-type]
+        spacing_between_slices=float(between[0]) if between is not None and len(between) else None,  # type: ignore[arg-type]
+        manufacturer=str(f.get("Manufacturer", "")),
+    )
+    if offset >= 0:
+        header.pixel_offset, header.pixel_length = offset, length
+        if length < header.stored_bytes:
+            raise NotAnImage("pixel data shorter than Rows x Columns x frames", corrupt=True)
+        if offset + header.stored_bytes > os.path.getsize(path):
             raise NotAnImage("truncated file: pixel data ends early", corrupt=True)
     return header

@@ -95,3 +95,21 @@ def test_irregular_spacing_is_refused(tmp_path):
     ds.save_as(files[2])
     with pytest.raises(SeriesGeometryError, match="irregular slice spacing"):
         load_series(tmp_path / "s")
+
+
+def test_deflated_and_implicit_syntaxes_load_identically(tmp_path):
+    import pydicom
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    vol = axial_volume(shape=(10, 8, 4))
+    files = write_dicom_series(vol, tmp_path / "deflate")
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        ds.save_as(f, enforce_file_format=True)
+    assert pydicom.dcmread(files[0]).file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    write_dicom_series(vol, tmp_path / "implicit", implicit_vr=True)
+    for name in ("deflate", "implicit"):
+        loaded = load_series(tmp_path / name)
+        np.testing.assert_array_equal(loaded.array, vol.array)
+        np.testing.assert_allclose(loaded.affine, vol.affine, atol=1e-4)
