@@ -83,8 +83,11 @@ def main() -> int:
         out = tmp / "d"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
-        subprocess.run([exe, "-z", "y", "-b", "n", "-f", "ref", "-o", str(out), str(series)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [exe, "-z", "y", "-b", "n", "-f", "ref", "-o", str(out), str(series)],
+            check=True,
+            capture_output=True,
+        )
 
     t_conv = timed(convert_ours, args.repeat)
     t_d2n = timed(convert_dcm2niix, args.repeat) if exe else float("nan")

@@ -40,14 +40,47 @@ def _dcm2niix_agrees(dicom_dir: Path, ours: Path) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
             [exe, "-z", "n", "-b", "n", "-f", "ref", "-o", tmp, str(dicom_dir)],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         ref = nib.as_closest_canonical(nib.load(Path(tmp) / "ref.nii"))
         mine = nib.as_closest_canonical(nib.load(ours))
         same_values = np.array_equal(ref.get_fdata(), mine.get_fdata())
         affine_err = float(np.abs(ref.affine - mine.affine).max())
     ok = same_values and affine_err < 1e-3
-    return f"{'agrees' if ok else 'DIFFERS'} (voxels equal: {same_values}, affine max diff {affine_err:.1e} mm)"
+    verdict = "agrees" if ok else "DIFFERS"
+    return f"{verdict} (voxels equal: {same_values}, affine max diff {affine_err:.1e} mm)"
+
+
+def _overview_png(image, label, path: Path) -> None:
+    """Axial, coronal and sagittal mid-planes in RAS display with the labels outlined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    img, lab = image.to_ras(), label.to_ras()
+    sx, sy, sz = img.spacing
+    centre = [int(np.median(ix)) for ix in np.nonzero(lab.array)] or [n // 2 for n in img.shape]
+    planes = [
+        ("axial", img.array[:, :, centre[2]].T, lab.array[:, :, centre[2]].T, sy / sx),
+        ("coronal", img.array[:, centre[1], :].T, lab.array[:, centre[1], :].T, sz / sx),
+        ("sagittal", img.array[centre[0], :, :].T, lab.array[centre[0], :, :].T, sz / sy),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.4), facecolor="black")
+    for ax, (name, pix, seg, aspect) in zip(axes, planes, strict=True):
+        # Radiological display: patient right on screen left, anterior on the left in
+        # sagittal, anterior/superior up; RAS arrays need both axes reversed for that.
+        pix, seg = pix[::-1, ::-1], seg[::-1, ::-1]
+        ax.imshow(pix, cmap="gray", vmin=-160, vmax=240, aspect=aspect, interpolation="nearest")
+        for value, colour in ((1, "#ffb000"), (2, "#ff3030")):
+            if np.any(seg == value):
+                ax.contour(seg == value, levels=[0.5], colors=[colour], linewidths=0.8)
+        ax.set_title(name, color="white")
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80, facecolor="black")
+    plt.close(fig)
 
 
 def run_demo(out: Path, *, task: str = "liver", seed: int = 0) -> int:
@@ -69,8 +102,9 @@ def run_demo(out: Path, *, task: str = "liver", seed: int = 0) -> int:
     print(f"[1/5] phantom '{task}' seed {seed}: {image}")
     case = f"{task}_{seed:03d}"
     dicom_dir = out / "dicom" / case
-    files = write_dicom_series(image, dicom_dir, uid_seed=f"demo-{task}-{seed}",
-                               patient_id=f"PHANTOM-{case}")
+    files = write_dicom_series(
+        image, dicom_dir, uid_seed=f"demo-{task}-{seed}", patient_id=f"PHANTOM-{case}"
+    )
     print(f"[2/5] wrote {len(files)} DICOM slices to {dicom_dir}")
     report = discover_series(out / "dicom")
     print(f"[3/5] discovered {report.describe()}")
@@ -104,6 +138,8 @@ def run_demo(out: Path, *, task: str = "liver", seed: int = 0) -> int:
         "seconds": round(time.perf_counter() - t0, 2),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    _overview_png(image, label, out / "overview.png")
+    print(f"\noverview image: {out / 'overview.png'}")
     print("\nsummary")
     for key, value in summary.items():
         if key != "checks":

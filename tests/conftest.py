@@ -51,7 +51,9 @@ def run_dcm2niix(dcm2niix: str, tmp_path_factory: pytest.TempPathFactory):
         single = ["-s", "y"] if Path(source).is_file() else []  # else it converts the folder
         proc = subprocess.run(
             [dcm2niix, *single, "-z", "n", "-b", "n", "-f", "ref", "-o", str(out), str(source)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         made = sorted(out.glob("*.nii"))
         assert len(made) == 1, f"dcm2niix made {made}: {proc.stdout[-500:]}"

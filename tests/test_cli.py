@@ -18,7 +18,6 @@ from medai_lab.cli import main
 from medai_lab.io import load_nifti, write_dicom_series
 
 
-
 def _digest(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -145,9 +144,19 @@ def test_unreadable_files(series, tmp_path):
         f.chmod(0)
     try:
         proc = subprocess.run(
-            [*_unprivileged(), sys.executable, "-m", "medai_lab.cli", "convert", str(series),
-             str(tmp_path / "o.nii.gz")],
-            capture_output=True, text=True, timeout=120, check=False,
+            [
+                *_unprivileged(),
+                sys.executable,
+                "-m",
+                "medai_lab.cli",
+                "convert",
+                str(series),
+                str(tmp_path / "o.nii.gz"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
     finally:
         for f in series.iterdir():
@@ -160,9 +169,19 @@ def test_unreadable_files(series, tmp_path):
 def test_debug_shows_traceback(tmp_path):
     (tmp_path / "empty").mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "medai_lab.cli", "--debug", "convert", str(tmp_path / "empty"),
-         str(tmp_path / "o.nii")],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "medai_lab.cli",
+            "--debug",
+            "convert",
+            str(tmp_path / "empty"),
+            str(tmp_path / "o.nii"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
@@ -182,7 +201,9 @@ def test_info_lists_series(series, capsys):
 
 
 def test_import_stays_light():
-    code = "import sys, medai_lab, medai_lab.io, medai_lab.cli; " \
+    code = (
+        "import sys, medai_lab, medai_lab.io, medai_lab.cli; "
         "print(sorted(m for m in ('torch', 'monai', 'mlflow', 'itk') if m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "[]", proc.stderr

@@ -48,11 +48,8 @@ def phantom_affine(shape: tuple[int, int, int], spacing: tuple[float, float, flo
     return affine
 
 
-def _heart(s: Scene, zc: float, contrast: bool, labelled: bool) -> float:
-    """Heart: myocardium, four chambers (left atrium posterior), great vessels.
-
-    Returns the z of the heart's top (the carina lies above it).
-    """
+def _heart(s: Scene, zc: float, contrast: bool, labelled: bool) -> None:
+    """Heart: myocardium, four chambers (left atrium posterior) and the great vessels."""
     g, rng = s.g, s.rng
     a = rng.uniform(0.5, 0.58) * s.Ac
     radii = np.array([a, 0.6 * a, 0.4 * s.H * rng.uniform(0.9, 1.1)])
@@ -92,7 +89,6 @@ def _heart(s: Scene, zc: float, contrast: bool, labelled: bool) -> float:
     ):
         vessel = g.circle(c[0] + dx * a, c[1] + dy * a, rad * a) & (g.pz > top)
         s.paint(vessel & ~s.occupied & s.cavity, hu, tex=6, solid=True)
-    return c[2] + radii[2]
 
 
 def _lungs(s: Scene, zc: float, rz: float, vessel_hu: float, task: str) -> None:
@@ -117,7 +113,9 @@ def _lungs(s: Scene, zc: float, rz: float, vessel_hu: float, task: str) -> None:
         _lesions(s, lung, lung & ~vessels & (rho < 0.8), (0.1, 0.22), (0, 50), 0.25)
 
 
-def _lesions(s: Scene, organ, cand, size: tuple, hu: tuple, lobe: float) -> None:
+def _lesions(
+    s: Scene, organ: np.ndarray, cand: np.ndarray, size: tuple, hu: tuple, lobe: float
+) -> None:
     """1-3 lobulated lesions (label 2) centred on voxels of ``cand``, clipped to ``organ``."""
     rng = s.rng
     cand = cand if cand.any() else organ  # a centre voxel in the organ: never an empty label
@@ -133,10 +131,8 @@ def _abdomen(s: Scene) -> None:
     """Upper abdomen under the diaphragm: liver with tumours, spleen, stomach, kidneys."""
     g, rng, H, Ac, Bc, zr = s.g, s.rng, s.H, s.Ac, s.Bc, s.ztop
     below = s.cavity & ~s.above
-    rot, lobes = (
-        rotation(rng.uniform(-0.15, 0.15), rng.uniform(-0.1, 0.1)),
-        random_lobes(rng, 6, 0.07),
-    )
+    rot = rotation(rng.uniform(-0.15, 0.15), rng.uniform(-0.1, 0.1))
+    lobes = random_lobes(rng, 6, 0.07)
     main = g.ellipsoid(
         [0.38 * Ac, -0.05 * Bc, zr - 0.75 * H], [0.62 * Ac, 0.85 * Bc, 0.9 * H], rot, lobes
     )
@@ -156,10 +152,8 @@ def _abdomen(s: Scene) -> None:
         [-0.6 * Ac, -0.35 * Bc, zr - 0.5 * H], [0.22 * Ac, 0.38 * Bc, 0.4 * H], rot, lobes
     )
     s.paint((spleen < 1) & below & ~liver_shape & ~s.occupied, 48, tex=5, solid=True)
-    sc, srad = (
-        np.array([-0.3 * Ac, 0.3 * Bc, zr - 0.35 * H]),
-        np.array([0.28 * Ac, 0.3 * Bc, 0.4 * H]),
-    )
+    sc = np.array([-0.3 * Ac, 0.3 * Bc, zr - 0.35 * H])
+    srad = np.array([0.28 * Ac, 0.3 * Bc, 0.4 * H])
     stomach = g.ellipsoid(sc, srad, rotation(rng.uniform(-0.3, 0.3)), random_lobes(rng, 4, 0.1))
     free = below & ~liver_shape & ~s.occupied
     s.paint((stomach < 1) & free, 40, tex=5, solid=True)  # wall
@@ -220,7 +214,7 @@ def make_phantom(
     draw_spine(s, aorta_hu=contrast)
     # Diaphragm: two domes, the right (liver) one higher; deepest at the back.
     s.ztop = (
-        rng.uniform(*{"lung": (-0.75, -0.55), "liver": (0.6, 0.85), "heart": (-0.85, -0.7)}[task])
+        rng.uniform(*{"lung": (-0.75, -0.55), "liver": (0.6, 0.85), "heart": (-0.65, -0.5)}[task])
         * H
     )
     dy = ((g.py - 0.2 * s.Bc) / s.Bc) ** 2
@@ -231,9 +225,9 @@ def make_phantom(
     draw_ribs(s, zmin=-0.3 * H if task == "liver" else -np.inf)
     if task == "liver":
         _abdomen(s)
-    heart_z = s.ztop + {"lung": 0.4, "liver": 0.4, "heart": 0.45}[task] * H
-    heart_top = _heart(s, heart_z, contrast=task == "heart", labelled=task == "heart")
-    draw_airway(s, z_carina=heart_top + 0.1 * H)
+    heart_z = s.ztop + 0.3 * H  # resting on the diaphragm, which is lower in the middle
+    draw_airway(s, z_carina=heart_z + 0.55 * H)  # carina just above the heart
+    _heart(s, heart_z, contrast=task == "heart", labelled=task == "heart")
     band = (np.abs(g.px) < 0.13 * s.Ac) & (g.py > s.spine[0] - 0.5 * s.spine[1])
     s.paint(band & s.cavity & s.above & ~s.occupied, -80, tex=10, solid=True)  # mediastinal fat
     s.paint(s.cavity & ~s.above & ~s.occupied, 55, tex=5, solid=True)  # liver/spleen under dome
@@ -361,7 +355,9 @@ def _check_seed(seed: int) -> int:
     return int(value)
 
 
-def _check_grid(shape, spacing) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+def _check_grid(
+    shape: tuple[int, ...], spacing: tuple[float, ...]
+) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
     try:
         shp = tuple(operator.index(n) for n in shape)
         spc = tuple(float(v) for v in spacing)

@@ -79,8 +79,8 @@ class Grid:
 
     def ellipsoid(
         self,
-        centre,
-        radii,
+        centre: np.ndarray | list[float],
+        radii: np.ndarray | list[float],
         rot: np.ndarray | None = None,
         lobes: Lobes | None = None,
         margin: float = 1.4,
@@ -142,7 +142,7 @@ def smooth_noise(
     spec = rng.standard_normal(kernel.shape, dtype=_F) + 1j * rng.standard_normal(
         kernel.shape, dtype=_F
     )
-    field = np.fft.irfftn(spec * kernel, s=shape).astype(_F)
+    field = np.fft.irfftn(spec * kernel, s=shape, axes=(0, 1, 2)).astype(_F)
     field -= field.mean()
     std = float(field.std())
     return field / _F(std) if std > 0 else field
@@ -167,7 +167,13 @@ def blur3(array: np.ndarray, weights: tuple[float, float, float]) -> np.ndarray:
 class Scene:
     """The canvas of one case: HU and label arrays, the grid, body proportions and textures."""
 
-    def __init__(self, rng: np.random.Generator, affine: np.ndarray, shape, spacing) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        affine: np.ndarray,
+        shape: tuple[int, int, int],
+        spacing: tuple[float, float, float],
+    ) -> None:
         self.rng, self.spacing, self.affine = rng, spacing, affine
         fov = np.asarray(shape, dtype=float) * np.asarray(spacing, dtype=float)
         shift = np.array([rng.uniform(-0.03, 0.03) * fov[0], rng.uniform(-0.03, 0.03) * fov[1], 0])
@@ -184,7 +190,14 @@ class Scene:
         self.med2 = smooth_noise(rng, shape, spacing, 2.5 * sp)
         self.coarse = smooth_noise(rng, shape, spacing, 6.0 * sp)  # slow density changes
 
-    def paint(self, mask, hu, tex: float = 0.0, label: int = 0, solid: bool = False) -> None:
+    def paint(
+        self,
+        mask: np.ndarray,
+        hu: float | np.ndarray,
+        tex: float = 0.0,
+        label: int = 0,
+        solid: bool = False,
+    ) -> None:
         """Set HU (a number or a full-size array) and label where ``mask``; later paint wins."""
         mask = np.broadcast_to(mask, self.img.shape)
         vals = np.broadcast_to(hu, self.img.shape)[mask] if np.ndim(hu) else _F(hu)
@@ -195,7 +208,7 @@ class Scene:
 
 
 def draw_body(s: Scene) -> None:
-    """Couch, fat and muscle layers, spine, descending aorta position and the body cavity."""
+    """Couch, fat and muscle layers, the body cavity and where the spine sits."""
     g, rng = s.g, s.rng
     # Carbon-fibre couch just below the body, in the world frame (it does not roll).
     top = g.centre[1] - 0.9 * s.B - 3.0
@@ -254,8 +267,9 @@ def draw_airway(s: Scene, z_carina: float) -> None:
     g, (y0, r) = s.g, s.spine
     r_es, r_tr = 0.06 * s.Ac, 0.075 * s.Ac
     y_es = y0 + r + 1.2 * r_es
-    s.paint(g.circle(-0.25 * r, y_es, r_es) & s.cavity, 35, tex=5, solid=True)
+    free = s.cavity & s.above & ~s.occupied  # the chest only: not below the diaphragm
+    s.paint(g.circle(-0.25 * r, y_es, r_es) & free, 35, tex=5, solid=True)
     y_tr = y_es + r_es + 1.5 * r_tr
-    above = (g.pz > z_carina) & s.cavity
+    above = (g.pz > z_carina) & free
     s.paint(g.circle(0, y_tr, 1.35 * r_tr) & above, 40, tex=5, solid=True)
     s.paint(g.circle(0, y_tr, r_tr) & above, -1000, tex=5, solid=True)

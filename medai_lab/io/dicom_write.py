@@ -63,7 +63,10 @@ def write_dicom_series(
     normal = np.cross(row_cos, col_cos)
     step = lps[:3, 2]
     # DICOM single-frame geometry cannot express a sheared grid (gantry tilt); refuse it.
-    if abs(abs(float(np.dot(step / dz, normal))) - 1.0) > 1e-6 or abs(np.dot(row_cos, col_cos)) > 1e-6:
+    if (
+        abs(abs(float(np.dot(step / dz, normal))) - 1.0) > 1e-6
+        or abs(np.dot(row_cos, col_cos)) > 1e-6
+    ):
         raise MedaiError("volume grid is sheared; DICOM slices need an orthogonal grid")
 
     def uid(tag: str) -> str:

@@ -81,7 +81,9 @@ def _reason_counts(items: Sequence[tuple[Path, str]]) -> str:
     return "; ".join(f"{n} {r}" for r, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def list_files(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> tuple[Path, list[Path]]:
+def list_files(
+    source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+) -> tuple[Path, list[Path]]:
     """The root and the regular files to look at (a folder is walked recursively, sorted)."""
     if isinstance(source, (str, os.PathLike)):
         root = Path(source)
@@ -134,13 +136,15 @@ def discover_series(
             results = list(pool.map(scan, files, chunksize=16))
 
     groups: dict[tuple[str, ...], list[ImageHeader]] = {}
-    for path, res in zip(files, results):
+    for path, res in zip(files, results, strict=True):
         if isinstance(res, NotAnImage):
             (report.corrupt if res.corrupt else report.skipped).append((path, res.reason))
             continue
         groups.setdefault(_group_key(res), []).append(res)
     for key, headers in groups.items():
-        report.series.append(SeriesInfo(uid=key[0], headers=headers, derived_uid=key[1] == "derived"))
+        report.series.append(
+            SeriesInfo(uid=key[0], headers=headers, derived_uid=key[1] == "derived")
+        )
     report.series.sort(key=lambda s: (s.headers[0].series_number.zfill(8), s.uid, -s.n_frames))
     return report
 

@@ -14,13 +14,35 @@ from pathlib import Path
 
 import numpy as np
 
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+_LONG_VRS = {
+    b"OB",
+    b"OD",
+    b"OF",
+    b"OL",
+    b"OV",
+    b"OW",
+    b"SQ",
+    b"SV",
+    b"UC",
+    b"UN",
+    b"UR",
+    b"UT",
+    b"UV",
+}
 _EXPLICIT_LE = {
     "1.2.840.10008.1.2.1",  # explicit VR little endian
-    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
-    "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81",
-    "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.5",
-    "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203",
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.81",
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.5",
+    "1.2.840.10008.1.2.4.201",
+    "1.2.840.10008.1.2.4.202",
+    "1.2.840.10008.1.2.4.203",
 }
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _UNDEFINED = 0xFFFFFFFF
@@ -76,7 +98,7 @@ def read_fast(path: Path) -> tuple[dict[str, object], str, int, int] | None:
         return None
 
 
-def _parse(buf: bytes, fh) -> tuple[dict[str, object], str, int, int]:  # noqa: ANN001
+def _parse(buf: bytes, fh) -> tuple[dict[str, object], str, int, int]:
     if len(buf) < 132 or buf[128:132] != b"DICM":
         raise _Bail
     pos, syntax = 132, ""
@@ -135,7 +157,7 @@ def _parse(buf: bytes, fh) -> tuple[dict[str, object], str, int, int]:  # noqa: 
         pos = start + length
 
 
-def _more(buf: bytes, fh, need: int) -> bytes:  # noqa: ANN001
+def _more(buf: bytes, fh, need: int) -> bytes:
     extra = fh.read(max(need - len(buf), _HEAD))
     if len(buf) + len(extra) < need:
         raise _Bail  # file ends inside the header: damaged, pydicom will say how

@@ -54,7 +54,9 @@ def stack_geometry(headers: list[ImageHeader], *, allow_gaps: bool = False) -> S
         raise SeriesGeometryError(f"mixed image sizes in one series: {sorted(sizes)}")
     iops = np.array([r.geometry.iop for r in refs if r.geometry is not None])
     if np.max(np.abs(iops - first.iop)) > _ORIENT_TOL:
-        raise SeriesGeometryError("slices have different orientations (a localizer or mixed stacks?)")
+        raise SeriesGeometryError(
+            "slices have different orientations (a localizer or mixed stacks?)"
+        )
     spacings = np.array([r.geometry.spacing for r in refs if r.geometry is not None])
     if np.max(np.abs(spacings - spacings[0])) > 1e-4:
         raise SeriesGeometryError("slices have different pixel spacing")
@@ -125,7 +127,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 def _fill_gaps(refs: list[FrameRef], ratio: np.ndarray) -> tuple[list[FrameRef], list[int]]:
     filled = [refs[0]]
     missing: list[int] = []
-    for ref, r in zip(refs[1:], ratio):
+    for ref, r in zip(refs[1:], ratio, strict=True):
         for _ in range(int(r) - 1):
             missing.append(len(filled))
             filled.append(FrameRef(None, 0, None))

@@ -145,7 +145,9 @@ def read_header_pydicom(path: Path) -> ImageHeader:
     except OSError as exc:
         raise NotAnImage(f"cannot read ({exc.strerror or type(exc).__name__})") from None
     except Exception as exc:  # pydicom raises many types on corrupt files
-        raise NotAnImage(f"corrupt or truncated DICOM ({type(exc).__name__})", corrupt=True) from None
+        raise NotAnImage(
+            f"corrupt or truncated DICOM ({type(exc).__name__})", corrupt=True
+        ) from None
     try:
         return _extract(path, ds)
     except NotAnImage:
@@ -248,14 +250,20 @@ def _from_fast(path: Path) -> ImageHeader | None:
     if res is None:
         return None
     f, syntax, offset, length = res
-    ipp, iop, ps = f.get("ImagePositionPatient"), f.get("ImageOrientationPatient"), f.get("PixelSpacing")
+    ipp, iop, ps = (
+        f.get("ImagePositionPatient"),
+        f.get("ImageOrientationPatient"),
+        f.get("PixelSpacing"),
+    )
     if (
         any(f.get(k) is None for k in _REQUIRED)
         or str(f.get("NumberOfFrames") or "1").strip() not in ("1", "")
         or "MOSAIC" in str(f.get("ImageType", "")).upper()
         or int(f.get("SamplesPerPixel") or 1) != 1
         or not str(f.get("PhotometricInterpretation") or "MONOCHROME2").startswith("MONOCHROME")
-        or ipp.shape != (3,) or iop.shape != (6,) or ps.shape != (2,)  # type: ignore[union-attr]
+        or ipp.shape != (3,)
+        or iop.shape != (6,)
+        or ps.shape != (2,)  # type: ignore[union-attr]
     ):
         return None
     slope, inter = f.get("RescaleSlope"), f.get("RescaleIntercept")
@@ -282,7 +290,9 @@ def _from_fast(path: Path) -> ImageHeader | None:
         float_pixels=False,
         frames=[
             FrameGeometry(
-                ipp, iop, (float(ps[0]), float(ps[1])),  # type: ignore[index]
+                ipp,
+                iop,
+                (float(ps[0]), float(ps[1])),  # type: ignore[index]
                 float(slope[0]) if slope is not None and len(slope) else 1.0,  # type: ignore[arg-type]
                 float(inter[0]) if inter is not None and len(inter) else 0.0,  # type: ignore[arg-type]
             )

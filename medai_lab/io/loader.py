@@ -44,8 +44,10 @@ def load_series(
         With one line saying what is wrong: no series, several series, damaged files,
         irregular geometry, undecodable pixel data.
     """
-    info = source if isinstance(source, SeriesInfo) else pick_series(
-        discover_series(source, workers=workers), series
+    info = (
+        source
+        if isinstance(source, SeriesInfo)
+        else pick_series(discover_series(source, workers=workers), series)
     )
     geom = stack_geometry(info.headers, allow_gaps=allow_gaps)
     first = info.headers[0]
@@ -107,7 +109,8 @@ def pick_series(report: DiscoveryReport, series: int | str | None) -> SeriesInfo
     matches = [s for s in report.series if s.uid == series]
     if len(matches) != 1:
         raise DicomError(
-            "no series with that SeriesInstanceUID" if not matches
+            "no series with that SeriesInstanceUID"
+            if not matches
             else "that SeriesInstanceUID holds several stacks; choose by index"
         )
     return matches[0]

@@ -40,7 +40,9 @@ def frame_geometries(ds: Any, header: ImageHeader) -> list[FrameGeometry]:
         shared_seq = getattr(ds, "SharedFunctionalGroupsSequence", None)
         shared = shared_seq[0] if shared_seq else None
         if len(per_frame) != n:
-            raise NotAnImage("per-frame functional groups do not match NumberOfFrames", corrupt=True)
+            raise NotAnImage(
+                "per-frame functional groups do not match NumberOfFrames", corrupt=True
+            )
         frames = []
         for item in per_frame:
             ipp = _floats(_lookup(item, shared, "PlanePositionSequence", "ImagePositionPatient"), 3)
@@ -60,9 +62,7 @@ def frame_geometries(ds: Any, header: ImageHeader) -> list[FrameGeometry]:
             inter = _opt_float(
                 _lookup(item, shared, "PixelValueTransformationSequence", "RescaleIntercept")
             )
-            frames.append(
-                FrameGeometry(ipp, iop, (ps[0], ps[1]), slope or 1.0, inter or 0.0)
-            )
+            frames.append(FrameGeometry(ipp, iop, (ps[0], ps[1]), slope or 1.0, inter or 0.0))
         return frames
 
     ipp = _floats(getattr(ds, "ImagePositionPatient", None), 3)
@@ -135,8 +135,9 @@ def siemens_mosaic(ds: Any, header: ImageHeader) -> None:
         raise NotAnImage("mosaic without SpacingBetweenSlices/SliceThickness")
     header.rows, header.columns, header.mosaic_tiles = rows, cols, tiles
     header.frames = [
-        FrameGeometry(corner + k * step * normal, frame.iop, frame.spacing, frame.slope,
-                      frame.intercept)
+        FrameGeometry(
+            corner + k * step * normal, frame.iop, frame.spacing, frame.slope, frame.intercept
+        )
         for k in range(n)
     ]
 

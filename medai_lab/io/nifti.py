@@ -80,7 +80,9 @@ def load_nifti(path: str | os.PathLike[str]) -> Volume:
         else:
             raise MedaiError(f"{p.name} is {len(img.shape)}-D; Volume holds 3-D images")
     slope, inter = img.dataobj.slope, img.dataobj.inter
-    unscaled = (slope in (1.0, None) or np.isnan(slope)) and (inter in (0.0, None) or np.isnan(inter))
+    unscaled = (slope in (1.0, None) or np.isnan(slope)) and (
+        inter in (0.0, None) or np.isnan(inter)
+    )
     arr = np.asanyarray(img.dataobj) if unscaled else img.get_fdata(dtype=np.float32)
     arr = arr.reshape(arr.shape[:3])
     affine = img.affine if img.affine is not None else np.eye(4)

@@ -19,8 +19,13 @@ def _member(chunk: memoryview, level: int) -> bytes:
     return comp.compress(chunk) + comp.flush()
 
 
-def write_gzip(data: bytes | memoryview, path: str | os.PathLike[str], *, compresslevel: int = 1,
-               workers: int | None = None) -> None:
+def write_gzip(
+    data: bytes | memoryview,
+    path: str | os.PathLike[str],
+    *,
+    compresslevel: int = 1,
+    workers: int | None = None,
+) -> None:
     """Compress ``data`` into the gzip file ``path`` using ``workers`` threads."""
     view = memoryview(data).cast("B")
     workers = workers or os.cpu_count() or 1

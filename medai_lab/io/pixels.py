@@ -27,7 +27,9 @@ def stored_dtype(headers: list[ImageHeader]) -> np.dtype:
     return np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
 
 
-def read_frames(refs: list[FrameRef], rows: int, cols: int, *, workers: int | None = None) -> np.ndarray:
+def read_frames(
+    refs: list[FrameRef], rows: int, cols: int, *, workers: int | None = None
+) -> np.ndarray:
     """Stored values of ``refs`` as an array of shape (n, rows, cols); blank refs are 0."""
     headers = [r.header for r in refs if r.header is not None]
     dtype = stored_dtype(headers)
@@ -38,7 +40,7 @@ def read_frames(refs: list[FrameRef], rows: int, cols: int, *, workers: int | No
             by_file.setdefault(ref.header.path, []).append((k, ref))
 
     def load(item: tuple[Path, list[tuple[int, FrameRef]]]) -> None:
-        path, placed = item
+        _, placed = item
         header = placed[0][1].header
         assert header is not None
         if header.raw_readable:
@@ -66,7 +68,9 @@ def _read_raw(header: ImageHeader, placed: list[tuple[int, FrameRef]], out: np.n
             fh.seek(header.pixel_offset + ref.index * nbytes)
             got = fh.readinto(memoryview(out[k]).cast("B"))
             if got != nbytes:
-                raise DicomError(f"{header.path.name}: pixel data truncated ({got} of {nbytes} bytes)")
+                raise DicomError(
+                    f"{header.path.name}: pixel data truncated ({got} of {nbytes} bytes)"
+                )
     if RAW_SYNTAXES[header.transfer_syntax] == ">" and out.dtype.itemsize > 1:
         for k, _ in placed:
             out[k].byteswap(inplace=True)

@@ -26,7 +26,10 @@ CASES = {
 def test_plane_order_and_rescale_round_trip(name, slope, tmp_path, run_dcm2niix):
     vol = reoriented(axial_volume(half_steps=slope == 0.5), CASES[name])
     files = write_dicom_series(
-        vol, tmp_path / "s", rescale_slope=slope, rescale_intercept=-1024.0,
+        vol,
+        tmp_path / "s",
+        rescale_slope=slope,
+        rescale_intercept=-1024.0,
         reverse_instance_numbers=name.endswith("reversed"),
     )
     # Shuffled file names: order must come from positions, not names or instance numbers.

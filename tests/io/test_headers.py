@@ -17,7 +17,7 @@ def _same(a, b) -> None:
         x, y = getattr(a, f.name), getattr(b, f.name)
         if f.name == "frames":
             assert len(x) == len(y)
-            for fx, fy in zip(x, y):
+            for fx, fy in zip(x, y, strict=True):
                 np.testing.assert_array_equal(fx.ipp, fy.ipp)
                 np.testing.assert_array_equal(fx.iop, fy.iop)
                 assert (fx.spacing, fx.slope, fx.intercept) == (fy.spacing, fy.slope, fy.intercept)
@@ -28,8 +28,9 @@ def _same(a, b) -> None:
 @pytest.mark.parametrize("implicit", [False, True])
 def test_fast_reader_matches_pydicom_on_written_series(tmp_path, implicit):
     vol = reoriented(axial_volume(shape=(8, 6, 3)), "PIL")
-    files = write_dicom_series(vol, tmp_path / "s", implicit_vr=implicit, rescale_slope=0.5,
-                               rescale_intercept=-1000)
+    files = write_dicom_series(
+        vol, tmp_path / "s", implicit_vr=implicit, rescale_slope=0.5, rescale_intercept=-1000
+    )
     for f in files:
         fast = _from_fast(f)
         assert fast is not None and fast.raw_readable
