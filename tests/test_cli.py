@@ -207,3 +207,13 @@ def test_import_stays_light():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "[]", proc.stderr
+
+
+def test_mixed_sizes_in_one_series_are_reported_not_merged(tmp_path, capsys):
+    root = tmp_path / "mixed"
+    write_dicom_series(axial_volume(shape=(16, 12, 4)), root / "a", uid_seed="same")
+    write_dicom_series(axial_volume(shape=(16, 10, 4)), root / "b", uid_seed="same")
+    assert main(["info", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "2 series" in out and "16x12" in out and "16x10" in out
+    _fails(["convert", str(root), str(tmp_path / "o.nii.gz")], capsys, "2 series")
