@@ -36,7 +36,7 @@ def load_series(
     allow_gaps
         Fill missing slices with blank slices (value = rescale intercept) instead of failing.
     workers
-        Threads for reading headers and pixels (default: 2 per core, at most 8).
+        Threads for reading headers and pixels (default: one per core, at most 4).
 
     Raises
     ------
