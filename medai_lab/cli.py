@@ -47,6 +47,23 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_deid(args: argparse.Namespace) -> int:
+    from medai_lab.deid import deidentify_tree
+
+    report = deidentify_tree(
+        args.in_dir,
+        args.out_dir,
+        options=args.option or (),
+        key_file=args.key_file,
+        workers=args.workers,
+        allow_burned_in=args.allow_burned_in,
+        linkage_file=args.linkage,
+        progress=not args.quiet,
+    )
+    print(report.describe())
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from medai_lab.demo import run_demo
 
@@ -84,6 +101,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["nifti", "dicom"], default="nifti")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_phantom)
+
+    from medai_lab.deid.profile import option_names
+
+    p = sub.add_parser("deid", help="de-identify a DICOM folder (PS3.15 Basic Profile + options)")
+    p.add_argument("in_dir", help="input folder (never modified)")
+    p.add_argument("out_dir", help="output folder: de-identified tree, quarantine/, deid_audit.csv")
+    p.add_argument(
+        "--option",
+        action="append",
+        choices=option_names(),
+        metavar="NAME",
+        help="a PS3.15 option, repeatable: " + ", ".join(option_names()),
+    )
+    p.add_argument(
+        "--key-file", help="project key (created if absent; default ~/.config/medai-lab/deid.key)"
+    )
+    p.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    p.add_argument("--allow-burned-in", action="store_true", help="do not quarantine US/SC/OT etc.")
+    p.add_argument(
+        "--linkage", metavar="FILE", help="write original <-> pseudonym pairs here (outside OUT)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_deid)
 
     p = sub.add_parser("demo", help="the main job, headless, on embedded defaults")
     p.add_argument("--out", default="medai-demo", help="working folder (default: ./medai-demo)")

@@ -14,37 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-_LONG_VRS = {
-    b"OB",
-    b"OD",
-    b"OF",
-    b"OL",
-    b"OV",
-    b"OW",
-    b"SQ",
-    b"SV",
-    b"UC",
-    b"UN",
-    b"UR",
-    b"UT",
-    b"UV",
-}
-_EXPLICIT_LE = {
-    "1.2.840.10008.1.2.1",  # explicit VR little endian
-    "1.2.840.10008.1.2.4.50",
-    "1.2.840.10008.1.2.4.51",
-    "1.2.840.10008.1.2.4.57",
-    "1.2.840.10008.1.2.4.70",
-    "1.2.840.10008.1.2.4.80",
-    "1.2.840.10008.1.2.4.81",
-    "1.2.840.10008.1.2.4.90",
-    "1.2.840.10008.1.2.4.91",
-    "1.2.840.10008.1.2.5",
-    "1.2.840.10008.1.2.4.201",
-    "1.2.840.10008.1.2.4.202",
-    "1.2.840.10008.1.2.4.203",
-}
-_IMPLICIT_LE = "1.2.840.10008.1.2"
+from .syntax import EXPLICIT_LE_FAMILY, IMPLICIT_LE, LONG_VRS
+
+_LONG_VRS = LONG_VRS
+_EXPLICIT_LE = EXPLICIT_LE_FAMILY
+_IMPLICIT_LE = IMPLICIT_LE
 _UNDEFINED = 0xFFFFFFFF
 _PIXEL_DATA = 0x7FE00010
 _FLOAT_PIXELS = {0x7FE00008, 0x7FE00009}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from medai_lab.atomic import atomic_path
 from medai_lab.errors import MedaiError
 from medai_lab.io.volume import Volume
 
@@ -35,8 +35,7 @@ def save_nifti(volume: Volume, path: str | os.PathLike[str], *, compresslevel: i
     descrip = volume.meta.get("description")
     if descrip:
         img.header["descrip"] = str(descrip)[:79].encode("ascii", "replace")
-    tmp = out.with_name(f".{name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
+    with atomic_path(out) as tmp:
         raw = _nifti_bytes(img)
         if name.endswith(".gz"):
             from medai_lab.io.pgzip import write_gzip
@@ -45,9 +44,6 @@ def save_nifti(volume: Volume, path: str | os.PathLike[str], *, compresslevel: i
         else:
             with open(tmp, "wb") as fh:
                 fh.write(raw)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 
