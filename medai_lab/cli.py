@@ -64,6 +64,19 @@ def _cmd_deid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from medai_lab.evaluation import run_evaluate_cli
+
+    return run_evaluate_cli(
+        args.pred_dir,
+        args.truth_dir,
+        args.out,
+        args.nsd_tolerance,
+        labels=args.labels,
+        workers=args.workers,
+    )
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from medai_lab.demo import run_demo
 
@@ -124,6 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_deid)
+
+    p = sub.add_parser("evaluate", help="per-case Dice, HD95 and NSD of predictions vs truth")
+    p.add_argument("pred_dir", help="folder of predicted label maps (.nii/.nii.gz)")
+    p.add_argument("truth_dir", help="folder of reference label maps with the same file names")
+    p.add_argument("--out", default="report.csv", help="per-case CSV (default: report.csv)")
+    p.add_argument("--nsd-tolerance", type=float, default=1.0, help="NSD tolerance in mm")
+    p.add_argument("--labels", nargs="+", help="labels to score, as N or N=name (default: all)")
+    p.add_argument("--workers", type=int, default=1, help="processes")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("demo", help="the main job, headless, on embedded defaults")
     p.add_argument("--out", default="medai-demo", help="working folder (default: ./medai-demo)")

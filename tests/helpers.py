@@ -40,3 +40,22 @@ def rotated(vol: Volume, degrees: float, axis: int = 0) -> Volume:
     rot = np.eye(4)
     rot[i, i], rot[i, j], rot[j, i], rot[j, j] = c, -s, s, c
     return Volume(vol.array, rot @ vol.affine)
+
+
+def part10_bytes(ds, syntax: str = "1.2.840.10008.1.2.1", **meta: str) -> bytes:
+    """``ds`` as a Part 10 file in memory, its file meta filled in from the dataset."""
+    import io
+
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+
+    fm = FileMetaDataset()
+    fm.MediaStorageSOPClassUID = ds.SOPClassUID
+    fm.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    fm.TransferSyntaxUID = syntax
+    for name, value in meta.items():
+        setattr(fm, name, value)
+    ds.file_meta = fm
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, ds, enforce_file_format=True, implicit_vr=syntax == "1.2.840.10008.1.2")
+    return buf.getvalue()
