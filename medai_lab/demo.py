@@ -1,8 +1,8 @@
 """``medai-lab demo``: the main job end to end on embedded defaults, headless.
 
-Phantom study -> DICOM series -> discovery -> volume -> NIfTI, each step checked against the
-phantom's own array (and against dcm2niix when it is installed). Later stages (training,
-tracking, export) join here as they land.
+Phantom study -> DICOM series -> de-identification (PS3.15) -> discovery -> volume -> NIfTI,
+each step checked against the phantom's own array (and against dcm2niix when installed).
+Later stages (training, tracking, export) join here as they land.
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def _overview_png(image, label, path: Path) -> None:
 def run_demo(out: Path, *, task: str = "liver", seed: int = 0) -> int:
     """Run the demo into ``out``; returns 0 when every check passed."""
     from medai_lab.datasets.phantom import LABELS, make_phantom
+    from medai_lab.deid import deidentify_tree
     from medai_lab.io import (
         convert_dicom_to_nifti,
         discover_series,
@@ -99,15 +100,26 @@ def run_demo(out: Path, *, task: str = "liver", seed: int = 0) -> int:
     t0 = time.perf_counter()
     checks: dict[str, bool] = {}
     image, label = make_phantom(task, seed)
-    print(f"[1/5] phantom '{task}' seed {seed}: {image}")
+    print(f"[1/6] phantom '{task}' seed {seed}: {image}")
     case = f"{task}_{seed:03d}"
-    dicom_dir = out / "dicom" / case
+    raw_dir = out / "dicom" / case
     files = write_dicom_series(
-        image, dicom_dir, uid_seed=f"demo-{task}-{seed}", patient_id=f"PHANTOM-{case}"
+        image, raw_dir, uid_seed=f"demo-{task}-{seed}", patient_id=f"PHANTOM-{case}"
     )
-    print(f"[2/5] wrote {len(files)} DICOM slices to {dicom_dir}")
-    report = discover_series(out / "dicom")
-    print(f"[3/5] discovered {report.describe()}")
+    print(f"[2/6] wrote {len(files)} DICOM slices to {raw_dir}")
+    # The key lives beside, never inside, the de-identified tree that would be shared.
+    audit = deidentify_tree(
+        out / "dicom", out / "deid", key_file=out / "deid.key", progress=False
+    )
+    print(f"[3/6] {audit.describe()}")
+    deid_files = [p for p in (out / "deid").rglob("*.dcm") if "quarantine" not in p.parts]
+    leaked = [p for p in deid_files if f"PHANTOM-{case}".encode() in p.read_bytes()]
+    checks["de-identified: every file, no patient ID left"] = (
+        audit.written == len(files) and not leaked
+    )
+    report = discover_series(out / "deid")
+    dicom_dir = deid_files[0].parent  # OUT/<study>/<series>/
+    print(f"[4/6] discovered {report.describe()}")
     vol = load_series(dicom_dir)
     checks["DICOM round trip: voxels"] = np.array_equal(vol.array, image.array)
     checks["DICOM round trip: affine"] = bool(np.allclose(vol.affine, image.affine, atol=1e-4))
@@ -118,11 +130,11 @@ def run_demo(out: Path, *, task: str = "liver", seed: int = 0) -> int:
     checks["NIfTI round trip"] = np.array_equal(back.array, image.array) and bool(
         np.allclose(back.affine, image.affine, atol=1e-4)
     )
-    print(f"[4/5] converted to {nifti}")
+    print(f"[5/6] converted to {nifti}")
     agree = _dcm2niix_agrees(dicom_dir, nifti)
     if "dcm2niix not installed" not in agree:
         checks["dcm2niix agrees"] = agree.startswith("agrees")
-    print(f"[5/5] dcm2niix reference: {agree}")
+    print(f"[6/6] dcm2niix reference: {agree}")
     hu = {
         name: float(np.median(image.array[label.array == value]))
         for value, name in LABELS[task].items()
