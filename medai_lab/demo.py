@@ -108,9 +108,7 @@ def run_demo(out: Path, *, task: str = "liver", seed: int = 0) -> int:
     )
     print(f"[2/6] wrote {len(files)} DICOM slices to {raw_dir}")
     # The key lives beside, never inside, the de-identified tree that would be shared.
-    audit = deidentify_tree(
-        out / "dicom", out / "deid", key_file=out / "deid.key", progress=False
-    )
+    audit = deidentify_tree(out / "dicom", out / "deid", key_file=out / "deid.key", progress=False)
     print(f"[3/6] {audit.describe()}")
     deid_files = [p for p in (out / "deid").rglob("*.dcm") if "quarantine" not in p.parts]
     leaked = [p for p in deid_files if f"PHANTOM-{case}".encode() in p.read_bytes()]

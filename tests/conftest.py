@@ -33,12 +33,22 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def executable(name: str, package: str) -> str:
+    """Path of a real tool, or fail (CI) / skip (elsewhere) naming its Debian package."""
+    exe = shutil.which(name)
+    if exe is None:
+        missing_component(f"{name} (Debian package {package})")
+    return exe
+
+
 @pytest.fixture(scope="session")
 def dcm2niix() -> str:
-    exe = shutil.which("dcm2niix")
-    if exe is None:
-        missing_component("dcm2niix (Debian package dcm2niix)")
-    return exe
+    return executable("dcm2niix", "dcm2niix")
+
+
+@pytest.fixture(scope="session")
+def dcmdump() -> str:
+    return executable("dcmdump", "dcmtk")
 
 
 @pytest.fixture(scope="session")

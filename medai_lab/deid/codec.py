@@ -9,6 +9,7 @@ sequences inside explicit files). Anything that does not parse exactly raises
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ ITEM_END = 0xFFFEE00D
 SEQ_END = 0xFFFEE0DD
 PIXEL_DATA = 0x7FE00010
 _LONG_STR = frozenset(v.decode() for v in LONG_VRS)
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 _MAX_DEPTH = 64
 
 
@@ -101,7 +103,8 @@ def parse_file(buf: bytes, vr_of: Callable[[int], str]) -> DicomFile:
     elif syntax == EXPLICIT_BE:
         explicit, little = True, False
     else:
-        raise Malformed(f"unsupported transfer syntax {syntax}")
+        shown = syntax if _UID.fullmatch(syntax) else "(not a valid UID)"
+        raise Malformed(f"unsupported transfer syntax {shown}")
     dataset, _ = _parse(buf, pos, len(buf), explicit, little, vr_of, 0)
     return DicomFile(meta, dataset, syntax, buf, explicit, little, pos)
 
@@ -170,8 +173,10 @@ def _parse(
                 raise Malformed(f"undefined length on a {vr} element at byte {pos}")
             # an undefined-length UN is an implicit VR little endian sequence (PS3.5 6.2.2)
             sub_explicit = explicit and vr == "SQ"
-            items, stop = _parse_items(buf, start, end, None, sub_explicit, little, vr_of, depth)
             same = reuse and sub_explicit == explicit
+            items, stop = _parse_items(
+                buf, start, end, None, sub_explicit, little, vr_of, depth, reuse=same
+            )
             out.append(Elem(tag, "SQ", items, (pos, stop) if same else None))
             pos = stop
             continue
@@ -179,8 +184,20 @@ def _parse(
         if stop > end:
             raise Malformed(f"value length runs past the end of the data at byte {pos}")
         if vr == "SQ":
-            items, _ = _parse_items(buf, start, stop, stop, explicit, little, vr_of, depth)
+            items, _ = _parse_items(
+                buf, start, stop, stop, explicit, little, vr_of, depth, reuse=reuse
+            )
             out.append(Elem(tag, vr, items, (pos, stop) if reuse else None))
+        elif vr == "UN" and explicit and vr_of(tag) == "SQ":
+            # a sequence some writer did not know: implicit VR little endian (PS3.5 6.2.2)
+            try:
+                items, _ = _parse_items(
+                    buf, start, stop, stop, False, True, vr_of, depth, reuse=False
+                )
+            except Malformed:
+                out.append(Elem(tag, vr, memoryview(buf)[start:stop]))  # removed later
+            else:
+                out.append(Elem(tag, "SQ", items))
         else:
             out.append(Elem(tag, vr, memoryview(buf)[start:stop], (pos, stop) if reuse else None))
         pos = stop
@@ -198,14 +215,16 @@ def _parse_items(
     little: bool,
     vr_of: Callable[[int], str],
     depth: int,
+    *,
+    reuse: bool,
 ) -> tuple[list[list[Elem]], int]:
     """Items of a sequence: until ``stop`` (defined length) or a sequence delimiter."""
     bo = "<" if little else ">"
     tag_fmt, u32 = struct.Struct(bo + "HH"), struct.Struct(bo + "I")
     items: list[list[Elem]] = []
     limit = end if stop is None else stop
-    # implicit-VR sequences inside an explicit file are re-encoded, never copied
-    reuse = explicit or stop is not None
+    # ``reuse`` is False where the items are encoded differently from the output
+    # (implicit-VR sequences inside an explicit file): those are re-encoded, never copied
     while True:
         if stop is not None and pos == stop:
             return items, pos

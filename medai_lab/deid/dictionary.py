@@ -22,6 +22,20 @@ def dictionary_vr(tag: int) -> str:
 
 
 @cache
+def vr_allowed(tag: int, vr: str) -> bool:
+    """Whether ``vr`` is one the dictionary allows for ``tag`` (unknown tags allow any)."""
+    from pydicom.datadict import dictionary_VR
+
+    if vr == "UN" or tag >> 16 & 1:
+        return True
+    try:
+        allowed = dictionary_VR(tag)
+    except KeyError:
+        return True
+    return vr in allowed.replace(" or ", " ").split()
+
+
+@cache
 def keyword(tag: int) -> str:
     """The attribute keyword of ``tag``, ``""`` when it is not in the dictionary."""
     from pydicom.datadict import keyword_for_tag

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,7 +18,13 @@ from medai_lab.deid.codec import (
     parse_file,
     write_parts,
 )
-from medai_lab.deid.dictionary import dictionary_vr, keyword, registered_uids, tag_for
+from medai_lab.deid.dictionary import (
+    dictionary_vr,
+    keyword,
+    registered_uids,
+    tag_for,
+    vr_allowed,
+)
 from medai_lab.deid.keys import Keyed
 from medai_lab.deid.private import SafePrivate
 from medai_lab.deid.profile import Profile, load_data
@@ -36,6 +43,8 @@ IMPLEMENTATION_UID = (
 )
 IMPLEMENTATION_NAME = b"MEDAI_LAB_" + __version__.replace(".", "").encode()
 _DATE_VRS = ("DA", "DT")
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+_CODE = re.compile(r"[A-Z0-9_ ]{0,16}")
 _TEMPORAL = {"remove": b"REMOVED", "keep": b"UNMODIFIED", "shift": b"MODIFIED"}
 
 
@@ -96,6 +105,11 @@ class Deidentifier:
             return Outcome(reason=f"malformed: {exc}")
         top = {e.tag: e for e in parsed.dataset}
         sop_class = _text(top.get(SOP_CLASS)) or meta_value(parsed.meta, 0x00020002).encode()
+        # reasons may quote these two values, so they must be what their VRs allow
+        if not _UID.fullmatch(sop_class.decode("latin-1")):
+            return Outcome(reason="malformed: no valid SOP Class UID")
+        if not _CODE.fullmatch(_text(top.get(MODALITY)).decode("latin-1")):
+            return Outcome(reason="malformed: Modality is not a code string")
         refused = self._refuse.get(sop_class.decode("ascii", "replace"))
         if refused:
             return Outcome(reason=refused)
@@ -141,8 +155,8 @@ class Deidentifier:
         if action is not None:
             return action
         known = dictionary_vr(tag)
-        if known != "UN" and vr != known and vr != "UN" and {vr, known} != {"OB", "OW"}:
-            action = "X"  # a VR the dictionary does not allow: do not trust the value
+        if vr == "UN" and known == "SQ":
+            action = "X"  # a sequence we could not read as one: its items are unchecked
         elif vr == "SQ" or keyword(tag) in self._safe:
             action = "K"
         else:
@@ -184,6 +198,8 @@ class Deidentifier:
                         action = overlays.get(tag & 0xFFFF) or self._default(tag, e.vr)
                     else:
                         action = self._default(tag, e.vr)
+            if not vr_allowed(tag, e.vr) or (e.vr == "UN" and dictionary_vr(tag) == "SQ"):
+                action = "X"  # a VR the dictionary does not allow: do not trust the value
             if action == "K":
                 if isinstance(e.value, list):
                     e = self._sequence(e, ctx)
@@ -218,6 +234,8 @@ class Deidentifier:
             return self._sequence(e, ctx)  # U or C: keep the structure, treat every item
         if action == "Z":
             return Elem(e.tag, vr, b"")
+        if vr == "UN" and action in ("U", "C"):
+            return None  # an unparsed value cannot be rewritten safely
         if action == "U" or (action == "D" and vr == "UI"):
             return self._uid(e)
         if action == "D" or (action == "C" and vr == "PN"):

@@ -28,12 +28,17 @@ DUMMIES: dict[str, bytes] = {
 TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT", "PN", "AE", "UR", "CS"})
 
 
+_WIDTH = {"AT": 4, "FD": 8, "FL": 4, "OD": 8, "OF": 4, "OL": 4, "OV": 8, "SL": 4, "SS": 2,
+          "SV": 8, "UL": 4, "US": 2, "UV": 8, "OW": 2, "OB": 2, "UN": 2}  # fmt: skip
+
+
 def dummy(vr: str, length: int) -> bytes:
-    """A dummy for ``vr``; binary VRs get zeros of the original length (or 4 bytes)."""
+    """A dummy for ``vr``: a text value, or zeros in whole values of the VR's width."""
     value = DUMMIES.get(vr)
     if value is not None:
         return value + (b" " if len(value) % 2 else b"")
-    return b"\x00" * (length + length % 2 if length else 4)
+    width = _WIDTH.get(vr, 2)
+    return b"\x00" * max(width, length - length % width)
 
 
 def shift_dates(value: bytes, vr: str, days: int) -> bytes | None:
