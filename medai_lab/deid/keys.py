@@ -18,6 +18,7 @@ from medai_lab.errors import MedaiError
 KEY_ENV = "MEDAI_DEID_KEY_FILE"
 _KEY_BYTES = 32
 MAX_SHIFT_DAYS = 3650
+_CACHE = 200_000
 
 
 def default_key_file() -> Path:
@@ -69,6 +70,8 @@ class Keyed:
         out = self._uids.get(original)
         if out is None:
             out = b"2.25." + str(int.from_bytes(self.digest("uid", original)[:16], "big")).encode()
+            if len(self._uids) >= _CACHE:
+                self._uids.clear()  # bounded memory on archive-sized runs
             self._uids[original] = out
         return out
 
