@@ -5,22 +5,19 @@ datasets/samplers are built on first use (``torch``, ``monai`` and ``pytorch_lig
 imported inside the functions that need them), so this module stays cheap to import.
 
 Reproducibility: the train/val split is a seeded permutation of the cases sorted by id; the
-training order is a seeded permutation per epoch (:class:`EpochSampler`), and every random
-transform is reseeded from ``(seed, epoch, item)`` (:class:`SeededAugmentDataset`). An epoch is
-therefore the same whatever came before it, which makes a resumed run equal to an uninterrupted
-one, and the same with any number of loader workers.
+training order and the augmentation of every draw depend only on ``(seed, epoch, item)``
+(:class:`~medai_lab.datasets.transforms.EpochSampler`,
+:class:`~medai_lab.datasets.transforms.SeededAugmentDataset`), so a resumed run equals an
+uninterrupted one, with any number of loader workers.
 """
 
 from __future__ import annotations
 
-import copy
 import csv
 import functools
 import hashlib
 import json
-import math
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -232,13 +229,9 @@ def _msd_cases(root: Path) -> list[Case]:
     for i, item in enumerate(training):
         if not isinstance(item, Mapping) or "image" not in item or "label" not in item:
             raise DatasetError(f"{root / 'dataset.json'}: training entry {i} needs image and label")
-        image = _resolve(root, str(item["image"]))
+        image, label = _resolve(root, str(item["image"])), _resolve(root, str(item["label"]))
         cases.append(
-            {
-                "case": str(item.get("case", case_id(image))),
-                "image": image,
-                "label": _resolve(root, str(item["label"])),
-            }
+            {"case": str(item.get("case", case_id(image))), "image": image, "label": label}
         )
     return cases
 
@@ -251,10 +244,8 @@ def _folder_cases(root: Path) -> list[Case]:
         if image.name.startswith(".") or not image.name.endswith(_NIFTI):
             continue
         cid = case_id(image)
-        found = [
-            labels_dir / f"{cid}{ext}" for ext in _NIFTI if (labels_dir / f"{cid}{ext}").exists()
-        ]
-        label = found[0] if found else labels_dir / f"{cid}.nii.gz"
+        label = next((p for e in _NIFTI if (p := labels_dir / f"{cid}{e}").exists()), None)
+        label = label or labels_dir / f"{cid}.nii.gz"  # missing: check_cases names it
         cases.append({"case": cid, "image": str(image.resolve()), "label": str(label.resolve())})
     return cases
 
@@ -270,23 +261,11 @@ def _manifest_cases(path: Path) -> list[Case]:
             row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
             if not row.get("image") and not row.get("label"):
                 continue  # blank line
-            image = _resolve(path.parent, row["image"])
+            image, label = _resolve(path.parent, row["image"]), _resolve(path.parent, row["label"])
             cases.append(
-                {
-                    "case": row.get("case") or case_id(image),
-                    "image": image,
-                    "label": _resolve(path.parent, row["label"]),
-                }
+                {"case": row.get("case") or case_id(image), "image": image, "label": label}
             )
     return cases
-
-
-def _thread_copy(obj: Any, local: threading.local) -> Any:
-    """A per-thread deep copy of ``obj`` (random transforms carry state)."""
-    mine = getattr(local, "obj", None)
-    if mine is None:
-        mine = local.obj = copy.deepcopy(obj)
-    return mine
 
 
 @functools.cache
@@ -294,67 +273,13 @@ def _torch_classes() -> dict[str, type]:
     """Define the torch/Lightning classes (imports torch, MONAI and Lightning)."""
     import pytorch_lightning as pl
     import torch
-    from torch.utils.data import Dataset, Sampler
 
-    from medai_lab.datasets.transforms import augment_transforms, preprocess_transforms
-
-    class EpochSampler(Sampler):
-        """Seeded permutation per epoch, sharded across ranks; yields ``(epoch, index)``.
-
-        Lightning calls :meth:`set_epoch` before every epoch (also after a resume), so the order
-        of epoch ``e`` depends on ``(seed, e)`` only. The epoch travels with each index to
-        :class:`SeededAugmentDataset`, also into worker processes. Ranks get equal shares (the
-        permutation wraps around), as DDP needs the same number of steps everywhere.
-        """
-
-        def __init__(
-            self, size: int, seed: int, shuffle: bool = True, rank: int = 0, world_size: int = 1
-        ) -> None:
-            self.size, self.seed, self.shuffle = int(size), int(seed), bool(shuffle)
-            self.rank, self.world_size, self.epoch = int(rank), max(1, int(world_size)), 0
-
-        def set_epoch(self, epoch: int) -> None:
-            self.epoch = int(epoch)
-
-        def __len__(self) -> int:
-            return math.ceil(self.size / self.world_size)
-
-        def __iter__(self):
-            rng = np.random.default_rng([self.seed, self.epoch])
-            order = rng.permutation(self.size) if self.shuffle else np.arange(self.size)
-            order = np.resize(order, len(self) * self.world_size)
-            for index in order[self.rank :: self.world_size]:
-                yield (self.epoch, int(index))
-
-    class SeededAugmentDataset(Dataset):
-        """Applies random ``transform`` to ``base[i]`` with a seed drawn from (seed, epoch, i)."""
-
-        def __init__(self, base: Any, transform: Any, seed: int, copy_items: bool) -> None:
-            self.base, self.transform, self.seed = base, transform, int(seed)
-            self.copy_items = copy_items  # cached items must not be touched by augmentation
-            self._local = threading.local()
-
-        def __len__(self) -> int:
-            return len(self.base)
-
-        def __getitem__(self, key: Any) -> Any:
-            epoch, index = key if isinstance(key, tuple) else (0, int(key))
-            item = self.base[index]
-            if self.copy_items:
-                item = copy.deepcopy(item)
-            transform = _thread_copy(self.transform, self._local)
-            seed = np.random.SeedSequence([self.seed, int(epoch), int(index)]).generate_state(1)
-            transform.set_random_state(seed=int(seed[0]))
-            return transform(item)
-
-        def __getstate__(self) -> dict[str, Any]:
-            state = dict(self.__dict__)
-            state.pop("_local")  # thread-local copies do not travel to worker processes
-            return state
-
-        def __setstate__(self, state: dict[str, Any]) -> None:
-            self.__dict__.update(state)
-            self._local = threading.local()
+    from medai_lab.datasets.transforms import (
+        EpochSampler,
+        SeededAugmentDataset,
+        augment_transforms,
+        preprocess_transforms,
+    )
 
     class SegmentationDataModule(pl.LightningDataModule):
         """Train/val data of one task: cases found, checked, split, preprocessed and cached.
@@ -455,7 +380,11 @@ def _torch_classes() -> dict[str, type]:
         def val_dataloader(self) -> Any:
             return self._loader(self.val_ds, 1)
 
-    classes = (EpochSampler, SeededAugmentDataset, SegmentationDataModule)
-    for cls in classes:  # pickled by name: medai_lab.datasets.msd.<name> (module __getattr__)
-        cls.__module__, cls.__qualname__ = __name__, cls.__name__
-    return {cls.__name__: cls for cls in classes}
+    # Pickled by name: medai_lab.datasets.msd.SegmentationDataModule (module __getattr__).
+    SegmentationDataModule.__module__ = __name__
+    SegmentationDataModule.__qualname__ = "SegmentationDataModule"
+    return {
+        "EpochSampler": EpochSampler,
+        "SeededAugmentDataset": SeededAugmentDataset,
+        "SegmentationDataModule": SegmentationDataModule,
+    }

@@ -2,15 +2,19 @@
 
 The pipeline is split in two so that caching is exact: :func:`preprocess_transforms` is
 deterministic (load, RAS, resample, crop to the body, intensity) and is what CacheDataset /
-PersistentDataset store; :func:`augment_transforms` is random and runs on every draw, seeded per
-(epoch, item) by :class:`medai_lab.datasets.msd.SeededAugmentDataset`.
+PersistentDataset store; :func:`augment_transforms` is random and runs on every draw, reseeded
+from (seed, epoch, item) by :class:`SeededAugmentDataset`, with :class:`EpochSampler` handing it
+the epoch.
 
 Importing this module imports MONAI.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+import math
+import threading
+from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import Any
 
@@ -32,6 +36,7 @@ from monai.transforms import (
     Spacingd,
     SpatialPadd,
 )
+from torch.utils.data import Dataset, Sampler
 
 from medai_lab.errors import MedaiError
 
@@ -162,3 +167,71 @@ def train_transforms(config: Mapping[str, Any]) -> Compose:
 def val_transforms(config: Mapping[str, Any]) -> Compose:
     """Validation: preprocessing only; whole volumes go to sliding-window inference."""
     return preprocess_transforms(config)
+
+
+class EpochSampler(Sampler):
+    """Seeded permutation per epoch, sharded across ranks; yields ``(epoch, index)``.
+
+    Lightning calls :meth:`set_epoch` before every epoch (also after a resume), so the order
+    of epoch ``e`` depends on ``(seed, e)`` only. The epoch travels with each index to
+    :class:`SeededAugmentDataset`, also into worker processes. Ranks get equal shares (the
+    permutation wraps around), as DDP needs the same number of steps everywhere.
+    """
+
+    def __init__(
+        self, size: int, seed: int, shuffle: bool = True, rank: int = 0, world_size: int = 1
+    ) -> None:
+        self.size, self.seed, self.shuffle = int(size), int(seed), bool(shuffle)
+        self.rank, self.world_size, self.epoch = int(rank), max(1, int(world_size)), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return math.ceil(self.size / self.world_size)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.size) if self.shuffle else np.arange(self.size)
+        order = np.resize(order, len(self) * self.world_size)
+        for index in order[self.rank :: self.world_size]:
+            yield (self.epoch, int(index))
+
+
+class SeededAugmentDataset(Dataset):
+    """Applies random ``transform`` to ``base[i]`` with a seed drawn from (seed, epoch, i)."""
+
+    def __init__(self, base: Any, transform: Any, seed: int, copy_items: bool) -> None:
+        self.base, self.transform, self.seed = base, transform, int(seed)
+        self.copy_items = copy_items  # cached items must not be touched by augmentation
+        self._local = threading.local()
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key: Any) -> Any:
+        epoch, index = key if isinstance(key, tuple) else (0, int(key))
+        item = self.base[index]
+        if self.copy_items:
+            item = copy.deepcopy(item)
+        transform = _thread_copy(self.transform, self._local)
+        seed = np.random.SeedSequence([self.seed, int(epoch), int(index)]).generate_state(1)
+        transform.set_random_state(seed=int(seed[0]))
+        return transform(item)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_local")  # thread-local copies do not travel to worker processes
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+
+def _thread_copy(obj: Any, local: threading.local) -> Any:
+    """A per-thread deep copy of ``obj`` (random transforms carry state)."""
+    mine = getattr(local, "obj", None)
+    if mine is None:
+        mine = local.obj = copy.deepcopy(obj)
+    return mine

@@ -151,19 +151,19 @@ def parse_value(raw: str) -> Any:
 def get_key(cfg: Mapping[str, Any], dotted: str) -> Any:
     """Value at ``a.b.c``; :class:`ConfigError` naming the key when it does not exist."""
     node: Any = cfg
-    for i, part in enumerate(dotted.split(".")):
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
         if not isinstance(node, Mapping) or part not in node:
-            raise _unknown(cfg, dotted, ".".join(dotted.split(".")[:i]))
+            raise _unknown(cfg, dotted, ".".join(parts[:i]))
         node = node[part]
     return node
 
 
 def set_key(cfg: dict[str, Any], dotted: str, value: Any) -> None:
     """Set an existing key ``a.b.c``; sections can only be replaced by mappings."""
+    get_key(cfg, dotted)  # the whole path must exist; the error names the full key
     parts = dotted.split(".")
     parent = get_key(cfg, ".".join(parts[:-1])) if len(parts) > 1 else cfg
-    if not isinstance(parent, dict) or parts[-1] not in parent:
-        raise _unknown(cfg, dotted, ".".join(parts[:-1]))
     old = parent[parts[-1]]
     if isinstance(old, dict):
         if not isinstance(value, Mapping):

@@ -13,6 +13,7 @@ After each validation epoch:
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import random
 from collections.abc import Mapping
@@ -27,7 +28,13 @@ from medai_lab.evaluation import evaluate_case
 from medai_lab.tasks.config import ConfigError
 from medai_lab.tasks.overlay import overlay_figure
 
-__all__ = ["SegmentationModule", "build_network", "overlay_figure", "patch_divisor"]
+__all__ = [
+    "SegmentationModule",
+    "build_network",
+    "export_contract",
+    "overlay_figure",
+    "patch_divisor",
+]
 
 CASE_COLUMNS = [
     "case",
@@ -60,6 +67,9 @@ def build_network(model: Mapping[str, Any], in_channels: int, out_channels: int)
 
     kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in model.items() if k != "name"}
     name = model["name"]
+    if name == "swinunetr" and importlib.util.find_spec("einops") is None:
+        # MONAI imports einops lazily: without this check the error would come mid-epoch.
+        raise ConfigError("model swinunetr needs the einops package (pip install einops)")
     try:
         if name == "unet":
             return UNet(
@@ -76,6 +86,22 @@ def build_network(model: Mapping[str, Any], in_channels: int, out_channels: int)
     except (TypeError, ValueError, AssertionError) as exc:
         raise ConfigError(f"cannot build model {name!r} from its config: {exc}") from exc
     raise ConfigError(f"unknown model {name!r}; choose unet, segresnet or swinunetr")
+
+
+def export_contract(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What an exported network expects (for :func:`medai_lab.export.export_model`'s sidecar)."""
+    task = config["task"]
+    return {
+        "task": task["name"],
+        "in_channels": int(task.get("in_channels", 1)),
+        "patch_size": [int(p) for p in task["patch_size"]],
+        "spacing": [float(s) for s in task["spacing"]],
+        "orientation": "RAS",
+        "intensity": dict(task["intensity"]),
+        "foreground_threshold": task.get("foreground_threshold"),
+        "labels": {str(k): str(v) for k, v in task["labels"].items()},
+        "model": config["model"]["name"],
+    }
 
 
 def spacing_of(image: Any) -> tuple[float, ...]:
@@ -127,11 +153,13 @@ class SegmentationModule(pl.LightningModule):
             lambda_dice=float(config["loss"]["lambda_dice"]),
             lambda_ce=float(config["loss"]["lambda_ce"]),
             batch=bool(config["loss"]["batch"]),
+            weight=_class_weights(config["loss"].get("class_weights"), max(self.labels) + 1),
         )
         self.case_metrics = pd.DataFrame(columns=CASE_COLUMNS)
         self.val_examples: dict[str, dict[str, Any]] = {}
         self.last_val_epoch: int | None = None  # epoch of the weights last validated
-        self._loaded_epoch: int | None = None
+        self._loaded_epoch: int | None = None  # epoch of the checkpoint last loaded
+        self._trained_epoch: int | None = None  # last epoch trained in this process
         self._rows: list[dict[str, Any]] = []
         self._extremes: dict[str, dict[str, Any]] = {}
 
@@ -145,6 +173,9 @@ class SegmentationModule(pl.LightningModule):
         loss = self.loss_fn(self.net(x), y)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(x))
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self._trained_epoch, self._loaded_epoch = int(self.current_epoch), None
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt = self.config["optim"]
@@ -183,10 +214,12 @@ class SegmentationModule(pl.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._rows, self._extremes = [], {}
-        fitting = self.trainer.state.fn == "fit"
-        # trainer.validate(ckpt_path=...) does not restore the epoch counter: use the file's.
-        loaded = self._loaded_epoch if not fitting else None
-        self.last_val_epoch = int(loaded if loaded is not None else self.current_epoch)
+        epoch = self.current_epoch
+        if self.trainer.state.fn != "fit":
+            # trainer.validate() does not restore the epoch counter: name the weights' epoch.
+            for known in (self._trained_epoch, self._loaded_epoch):
+                epoch = known if known is not None else epoch
+        self.last_val_epoch = int(epoch)
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         from monai.inferers import sliding_window_inference
@@ -238,23 +271,15 @@ class SegmentationModule(pl.LightningModule):
         if df.empty:
             return
         # Every rank validates every case (no sharding), so the values agree across ranks.
-        log = dict(on_epoch=True, sync_dist=self.trainer.world_size > 1)
-        self.log(
-            "val/dice_mean", float(df.groupby("case")["dice"].mean().mean()), prog_bar=True, **log
-        )
-        for value, name in self.labels.items():
-            sub = df[df["label"] == value]
-            self.log(f"val/dice_{name}", float(sub["dice"].mean()), **log)
-            hd = sub["hd95"].to_numpy(dtype=float)
-            self.log(
-                f"val/hd95_{name}",
-                float(np.nanmean(hd)) if np.isfinite(hd).any() else math.nan,
-                **log,
-            )
-            self.log(f"val/nsd_{name}", float(sub["nsd"].mean()), **log)
+        sync = self.trainer.world_size > 1
+        for key, value in summarize_cases(df, self.labels).items():
+            name = "val/" + key.replace("/", "_")  # val/dice_mean, val/dice_<label>, ...
+            self.log(name, value, on_epoch=True, prog_bar=key == "dice_mean", sync_dist=sync)
 
     def _postprocess(self, pred: torch.Tensor) -> torch.Tensor:
-        keep = [int(v) for v in self.config["task"].get("keep_largest") or [] if int(v) in self.labels]
+        keep = [
+            int(v) for v in self.config["task"].get("keep_largest") or [] if int(v) in self.labels
+        ]
         if not (self.config["eval"]["postprocess"] and keep):
             return pred
         from monai.utils import optional_import
@@ -264,7 +289,9 @@ class SegmentationModule(pl.LightningModule):
         from monai.transforms import KeepLargestConnectedComponent
 
         # One component over the union (independent=False): a tumour touching its organ stays.
-        klcc = KeepLargestConnectedComponent(applied_labels=keep, is_onehot=False, independent=False)
+        klcc = KeepLargestConnectedComponent(
+            applied_labels=keep, is_onehot=False, independent=False
+        )
         return torch.as_tensor(klcc(pred))
 
     # --- checkpoints: random states, so a resumed run continues the same random stream ---
@@ -312,10 +339,23 @@ def keep_largest_component(pred: np.ndarray, labels: list[int]) -> np.ndarray:
     return out
 
 
+def _class_weights(weights: Any, num_classes: int) -> torch.Tensor | None:
+    if weights is None:
+        return None
+    if len(weights) != num_classes:
+        raise ConfigError(f"loss.class_weights needs {num_classes} values, got {weights}")
+    return torch.tensor([float(w) for w in weights], dtype=torch.float32)
+
+
 def _numpy_state_to_plain(state: tuple) -> list[Any]:
     name, keys, pos, has_gauss, gauss = state
-    return [str(name), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos),
-            int(has_gauss), float(gauss)]
+    return [
+        str(name),
+        torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+        int(pos),
+        int(has_gauss),
+        float(gauss),
+    ]
 
 
 def _numpy_state_from_plain(state: list[Any]) -> tuple:

@@ -21,17 +21,16 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medai_lab.errors import MedaiError
-from medai_lab.tasks.config import TASKS, compose
+from medai_lab.tasks.config import TASKS, ConfigError, compose
+from medai_lab.tasks.runtime import TrainingError, oom_as_error, runtime_trainer
 
-
-class TrainingError(MedaiError):
-    """Training cannot start or continue (nothing to resume, out of GPU memory, ...)."""
+__all__ = ["TrainResult", "TrainingError", "format_result", "main", "runtime_trainer", "train"]
 
 
 @dataclass
@@ -94,6 +93,8 @@ def train(
     """
     start = time.perf_counter()
     cfg = compose(task, preset, overrides)
+    if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
+        raise ConfigError(f"seed must be a whole number >= 0, got {cfg['seed']!r}")
     run_dir = Path(out_dir) / task
     data_dir = _prepare_data(cfg, data, run_dir, progress)
     _adopt_dataset_labels(cfg, data_dir)
@@ -158,7 +159,7 @@ def train(
             # Our EpochSampler shards by rank itself and keeps (seed, epoch) ordering.
             use_distributed_sampler=False,
         )
-        with _oom_as_error(cfg):
+        with oom_as_error(cfg):
             trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
             best = checkpoint.best_model_path or None
             evaluated = module.last_val_epoch
@@ -186,52 +187,6 @@ def train(
             "val_cases": [c["case"] for c in datamodule.val_cases],
         },
     )
-
-
-def runtime_trainer(
-    trainer: Mapping[str, Any],
-    env: Mapping[str, str] | None = None,
-    cuda: bool | None = None,
-    bf16: bool | None = None,
-) -> dict[str, Any]:
-    """Trainer settings that depend on the machine: accelerator, devices, strategy, precision.
-
-    ``precision: auto`` is bf16-mixed (16-mixed without bf16) when CUDA will be used, else
-    32-true. ``devices``/``num_nodes: auto`` under DDP come from torchrun (LOCAL_WORLD_SIZE,
-    WORLD_SIZE) or SLURM (SLURM_NTASKS_PER_NODE, SLURM_NNODES). DDP without CUDA and without a
-    launcher falls back to one process, with a warning.
-    """
-    env = os.environ if env is None else env
-    if cuda is None or bf16 is None:
-        import torch
-
-        cuda = torch.cuda.is_available() if cuda is None else cuda
-        bf16 = (cuda and torch.cuda.is_bf16_supported()) if bf16 is None else bf16
-    accelerator = str(trainer["accelerator"])
-    use_cuda = bool(cuda) and accelerator in ("auto", "gpu", "cuda")
-    precision = trainer["precision"]
-    if precision == "auto":
-        precision = ("bf16-mixed" if bf16 else "16-mixed") if use_cuda else "32-true"
-    devices, num_nodes, strategy = trainer["devices"], trainer["num_nodes"], trainer["strategy"]
-    per_node, nodes = _launcher_layout(env)
-    if num_nodes == "auto":
-        num_nodes = nodes or 1
-    if devices == "auto" and per_node:
-        devices = per_node
-    if str(strategy).startswith("ddp") and not use_cuda and not per_node:
-        warnings.warn(
-            "DDP asked for but there is no CUDA and no torchrun/SLURM launcher: one process",
-            stacklevel=2,
-        )
-        strategy, devices, num_nodes = "auto", 1, 1
-    return {
-        "accelerator": accelerator,
-        "devices": devices,
-        "num_nodes": int(num_nodes),
-        "strategy": strategy,
-        "precision": precision,
-        "benchmark": bool(trainer["benchmark"]) and use_cuda,
-    }
 
 
 def main(argv: Sequence[str] | None = None, task: str | None = None) -> int:
@@ -362,43 +317,11 @@ def _ckpt_epoch(path: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _launcher_layout(env: Mapping[str, str]) -> tuple[int | None, int | None]:
-    """(processes per node, nodes) from torchrun or SLURM variables, or (None, None)."""
-    if "LOCAL_WORLD_SIZE" in env and "WORLD_SIZE" in env:  # torchrun
-        per_node = int(env["LOCAL_WORLD_SIZE"])
-        return per_node, max(1, int(env["WORLD_SIZE"]) // max(1, per_node))
-    nodes = env.get("SLURM_NNODES") or env.get("SLURM_JOB_NUM_NODES")
-    per_node_raw = env.get("SLURM_NTASKS_PER_NODE")
-    if nodes and (per_node_raw or env.get("SLURM_NTASKS")):
-        n = int(nodes)
-        # SLURM_NTASKS_PER_NODE may read "4(x2)"; the leading count is per node.
-        per_node = int(re.match(r"\d+", per_node_raw).group()) if per_node_raw else None
-        return (per_node or max(1, int(env["SLURM_NTASKS"]) // n)), n
-    return None, None
-
-
 def _user_cache() -> Path:
     """``$MEDAI_LAB_CACHE``, else ``$XDG_CACHE_HOME/medai-lab``, else ``~/.cache/medai-lab``."""
     if os.environ.get("MEDAI_LAB_CACHE"):
         return Path(os.environ["MEDAI_LAB_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "medai-lab"
-
-
-@contextlib.contextmanager
-def _oom_as_error(cfg: Mapping[str, Any]) -> Iterator[None]:
-    """CUDA out-of-memory becomes one actionable line."""
-    try:
-        yield
-    except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
-        if "out of memory" not in str(exc).lower():
-            raise
-        patch = "x".join(str(p) for p in cfg["task"]["patch_size"])
-        d = cfg["data"]
-        raise TrainingError(
-            f"CUDA ran out of memory with patch {patch}, batch {d['batch_size']} x "
-            f"{d['samples_per_volume']} patches: try a smaller task.patch_size (e.g. "
-            f"task.patch_size=[64,64,64]), data.batch_size=1 or fewer data.samples_per_volume"
-        ) from exc
 
 
 @contextlib.contextmanager
