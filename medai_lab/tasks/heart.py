@@ -6,31 +6,10 @@ overrides work as for every task. Run ``python -m medai_lab.tasks.heart --preset
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-from typing import Any
+from medai_lab.tasks.runner import template
 
 TASK = "heart"
-
-
-def train(
-    preset: str = "cpu",
-    data: str | os.PathLike[str] | None = None,
-    overrides: Sequence[str] = (),
-    **kwargs: Any,
-) -> Any:
-    """Train the heart model; see :func:`medai_lab.tasks.runner.train` for the other arguments."""
-    from medai_lab.tasks.runner import train as run
-
-    return run(TASK, preset, data, overrides, **kwargs)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``[--preset P] [--data DIR] [--out DIR] [--resume] [overrides]`` for the heart task."""
-    from medai_lab.tasks.runner import main as run_main
-
-    return run_main(argv, task=TASK)
-
+train, main = template(TASK)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -21,7 +21,7 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -339,3 +339,24 @@ def _quiet_lightning(progress: bool) -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, old, strict=True):
             lg.setLevel(level)
+
+
+def template(task: str) -> tuple[Callable[..., TrainResult], Callable[..., int]]:
+    """``(train, main)`` bound to one task: what lung.py, liver.py and heart.py expose."""
+
+    def train_task(
+        preset: str = "cpu",
+        data: str | os.PathLike[str] | None = None,
+        overrides: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> TrainResult:
+        return train(task, preset, data, overrides, **kwargs)
+
+    def main_task(argv: Sequence[str] | None = None) -> int:
+        return main(argv, task=task)
+
+    train_task.__doc__ = f"Train the {task} model; see :func:`medai_lab.tasks.runner.train`."
+    main_task.__doc__ = (
+        f"``[--preset P] [--data DIR] [--out DIR] [--resume] [overrides]`` for {task}."
+    )
+    return train_task, main_task
