@@ -27,6 +27,28 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a hidden temporary sibling folder; it becomes ``path`` only if the block succeeds.
+
+    ``path`` must not exist or be an empty folder (callers check first, with their own error).
+    """
+    import shutil
+    import tempfile
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            out.rmdir()  # empty (checked by the caller); a folder cannot be replaced everywhere
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_bytes(path: str | os.PathLike[str], parts: Iterable[bytes | memoryview]) -> Path:
     """Write ``parts`` (any bytes-like pieces, in order) atomically."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:

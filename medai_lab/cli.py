@@ -77,10 +77,45 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from medai_lab.tasks.command import main as train_main
+
+    return train_main(args.rest)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from medai_lab.export import export_checkpoint
+
+    result = export_checkpoint(args.source, args.format, args.out, args.tracking_uri)
+    what = "bundle" if args.format == "bundle" else args.format
+    print(f"wrote {what} {result.path if hasattr(result, 'path') else result.model}")
+    print(f"verified against the network: max |diff| {result.max_abs_diff:.2e}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from medai_lab.inference import Predictor, predict_folder
+
+    predictor = Predictor.load(args.model, device=args.device)
+    report = predict_folder(
+        predictor, args.images, args.out, progress=not args.quiet, overwrite=args.overwrite
+    )
+    print(report.describe())
+    return 1 if report.failed else 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from medai_lab.demo import run_demo
 
-    return run_demo(Path(args.out), task=args.task, seed=args.seed)
+    tasks = () if args.no_train else tuple(args.train or ("lung", "liver", "heart"))
+    return run_demo(
+        Path(args.out),
+        task=args.task,
+        seed=args.seed,
+        train_tasks=tasks,
+        preset=args.preset,
+        progress=not args.quiet,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,10 +182,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="processes")
     p.set_defaults(func=_cmd_evaluate)
 
+    p = sub.add_parser(
+        "train",
+        help="train lung | liver | heart (see medai-lab train --help)",
+        add_help=False,
+        prefix_chars="\0",  # every argument goes to the training command's own parser
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_train)
+
+    from medai_lab.export.source import ALL_FORMATS
+
+    p = sub.add_parser("export", help="export a trained model (TorchScript, ONNX, MONAI bundle)")
+    p.add_argument("source", metavar="RUN_OR_CKPT", help="run folder, .ckpt file or MLflow run id")
+    p.add_argument("--format", choices=ALL_FORMATS, default="torchscript")
+    p.add_argument("--out", required=True, help="model file, or folder for a bundle")
+    p.add_argument("--tracking-uri", help="MLflow store to look a run id up in")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("predict", help="segment NIfTI images with a checkpoint or exported model")
+    p.add_argument("model", help=".ckpt, or .ts/.onnx with its .json sidecar")
+    p.add_argument("images", help="a .nii/.nii.gz image or a folder of them")
+    p.add_argument("--out", required=True, help="folder for the label maps (same file names)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing label maps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_predict)
+
     p = sub.add_parser("demo", help="the main job, headless, on embedded defaults")
     p.add_argument("--out", default="medai-demo", help="working folder (default: ./medai-demo)")
-    p.add_argument("--task", choices=["lung", "liver", "heart"], default="liver")
+    p.add_argument(
+        "--task",
+        choices=["lung", "liver", "heart"],
+        default="liver",
+        help="phantom of the data part",
+    )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--train",
+        action="append",
+        choices=["lung", "liver", "heart"],
+        help="task to train, repeatable (default: all three)",
+    )
+    p.add_argument("--preset", default="cpu", help="training preset (default cpu: minutes/task)")
+    p.add_argument("--no-train", action="store_true", help="only the data part (seconds)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
     return parser
 

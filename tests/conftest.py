@@ -78,3 +78,34 @@ def canonical(volume) -> tuple[np.ndarray, np.ndarray]:
 
     img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(volume.array), volume.affine))
     return np.asanyarray(img.dataobj), img.affine
+
+
+# --- MLflow: every test gets its own SQLite store; nothing is written under ~ -----------------
+# Creating an MLflow SQLite schema runs all its migrations (seconds), so one empty store is made
+# per session and copied into each test's tmp_path.
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_mlflow_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    if "MLFLOW_TRACKING_URI" not in os.environ and "MEDAI_MLFLOW_DIR" not in os.environ:
+        os.environ["MEDAI_MLFLOW_DIR"] = str(tmp_path_factory.mktemp("mlflow-home"))
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("mlflow")
+    from medai_lab.tracking import make_client
+
+    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    make_client(f"sqlite:///{db.as_posix()}").search_experiments()  # creates the schema
+    return db
+
+
+@pytest.fixture
+def store(tmp_path: Path, mlflow_template: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Tracking URI of a fresh SQLite store in tmp_path (also set as MLFLOW_TRACKING_URI)."""
+    db = tmp_path / "mlflow.db"
+    shutil.copy(mlflow_template, db)
+    uri = f"sqlite:///{db.as_posix()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import operator
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from medai_lab.atomic import atomic_dir
 from medai_lab.datasets.phantom_shapes import (
     Scene,
     blur3,
@@ -283,9 +282,7 @@ def write_phantom_dataset(
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise MedaiError(f"output folder is not empty: {out}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         training = []
         for i in tqdm(
             range(int(cases)), desc=f"{task} phantoms", unit="case", disable=not progress
@@ -310,12 +307,6 @@ def write_phantom_dataset(
             training.append({"image": image_ref, "label": f"./labelsTr/{cid}.nii.gz"})
         info = _dataset_json(task, training, fmt=fmt, seed=seed, shape=shape, spacing=spacing)
         (tmp / "dataset.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            out.rmdir()  # empty (checked above); a directory cannot be replaced everywhere
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -66,8 +66,13 @@ def intensity_transform(task: Mapping[str, Any]) -> Any:
     raise MedaiError(f"task.intensity.mode must be ct_window or zscore, got {mode!r}")
 
 
-def preprocess_transforms(config: Mapping[str, Any]) -> Compose:
-    """Deterministic part: image and label on the target grid, body-cropped, normalised."""
+def preprocess_transforms(config: Mapping[str, Any], keys: Sequence[str] = KEYS) -> Compose:
+    """Deterministic part: image and label on the target grid, body-cropped, normalised.
+
+    ``keys=("image",)`` gives the inference pipeline (invertible with MONAI's ``Invertd``).
+    """
+    keys = tuple(keys)
+    with_label = "label" in keys
     task = config["task"]
     threshold = task.get("foreground_threshold")
     # Cropping happens before normalisation so the threshold is in scanner units (HU for CT).
@@ -75,21 +80,21 @@ def preprocess_transforms(config: Mapping[str, Any]) -> Compose:
     crop_kwargs = {"select_fn": select} if select is not None else {}
     return Compose(
         [
-            LoadImaged(keys=KEYS, image_only=True),
-            EnsureChannelFirstd(keys=KEYS),
-            Orientationd(keys=KEYS, axcodes="RAS", labels=None),  # labels from the image space
+            LoadImaged(keys=keys, image_only=True),
+            EnsureChannelFirstd(keys=keys),
+            Orientationd(keys=keys, axcodes="RAS", labels=None),  # labels from the image space
             Spacingd(
-                keys=KEYS,
+                keys=keys,
                 pixdim=[float(s) for s in task["spacing"]],
-                mode=("bilinear", "nearest"),
+                mode=tuple("nearest" if k == "label" else "bilinear" for k in keys),
                 dtype=np.float32,  # float64 (the default) doubles memory for no gain
             ),
             CropForegroundd(
-                keys=KEYS, source_key="image", margin=2, allow_smaller=True, **crop_kwargs
+                keys=keys, source_key="image", margin=2, allow_smaller=True, **crop_kwargs
             ),
             intensity_transform(task),
             EnsureTyped(keys="image", dtype=np.float32),
-            EnsureTyped(keys="label", dtype=np.uint8),
+            *([EnsureTyped(keys="label", dtype=np.uint8)] if with_label else []),
         ]
     )
 

@@ -1,4 +1,4 @@
-"""Export trained networks (TorchScript, ONNX) with their preprocessing contract."""
+"""Export trained networks (TorchScript, ONNX, MONAI bundle) with their preprocessing contract."""
 
 from medai_lab.export.exporters import (
     FORMATS,
@@ -8,12 +8,17 @@ from medai_lab.export.exporters import (
     load_exported,
     sidecar_path,
 )
+from medai_lab.export.source import ALL_FORMATS, export_checkpoint, load_network, resolve_checkpoint
 
 __all__ = [
+    "ALL_FORMATS",
     "FORMATS",
     "ExportError",
     "ExportResult",
+    "export_checkpoint",
     "export_model",
     "load_exported",
+    "load_network",
+    "resolve_checkpoint",
     "sidecar_path",
 ]

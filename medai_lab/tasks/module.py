@@ -90,7 +90,7 @@ def build_network(model: Mapping[str, Any], in_channels: int, out_channels: int)
 
 def export_contract(config: Mapping[str, Any]) -> dict[str, Any]:
     """What an exported network expects (for :func:`medai_lab.export.export_model`'s sidecar)."""
-    task = config["task"]
+    task, ev = config["task"], config["eval"]
     return {
         "task": task["name"],
         "in_channels": int(task.get("in_channels", 1)),
@@ -101,6 +101,15 @@ def export_contract(config: Mapping[str, Any]) -> dict[str, Any]:
         "foreground_threshold": task.get("foreground_threshold"),
         "labels": {str(k): str(v) for k, v in task["labels"].items()},
         "model": config["model"]["name"],
+        # how validation turned logits into labels: inference repeats it exactly
+        "inference": {
+            "sw_batch_size": int(ev["sw_batch_size"]),
+            "overlap": float(ev["overlap"]),
+            "mode": str(ev["mode"]),
+            "keep_largest": [int(v) for v in task.get("keep_largest") or []]
+            if ev["postprocess"]
+            else [],
+        },
     }
 
 

@@ -14,11 +14,9 @@ fails in well under a second.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import re
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -26,11 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medai_lab.errors import MedaiError
-from medai_lab.tasks.config import TASKS, ConfigError, compose
+from medai_lab.tasks.config import ConfigError, compose
 from medai_lab.tasks.runtime import TrainingError, oom_as_error, runtime_trainer
 
-__all__ = ["TrainResult", "TrainingError", "format_result", "main", "runtime_trainer", "train"]
+__all__ = ["TrainResult", "TrainingError", "export_run", "runtime_trainer", "template", "train"]
 
 
 @dataclass
@@ -64,6 +61,11 @@ def train(
     callbacks: Sequence[Any] = (),
     progress: bool = True,
     logger: Any = None,
+    track: bool | str = False,
+    tracking_uri: str | None = None,
+    export: Sequence[str] = (),
+    register: str | None = None,
+    command_line: Sequence[str] | None = None,
 ) -> TrainResult:
     """Train one task.
 
@@ -89,7 +91,18 @@ def train(
     progress
         Lightning's progress bar, model summary and caching bars.
     logger
-        A Lightning logger (e.g. MLflow's); None logs nothing.
+        A Lightning logger; None logs nothing (MLflow tracking is ``track``).
+    track
+        Track the run in MLflow: an experiment name, or True for ``medai-lab-<task>``.
+    tracking_uri
+        MLflow store; default ``$MLFLOW_TRACKING_URI``, else the embedded SQLite store.
+    export
+        Formats to export the evaluated model to (``torchscript``, ``onnx``), under
+        ``<run_dir>/export/``; logged to the MLflow run when tracked.
+    register
+        Register the exported model under this name in the MLflow model registry.
+    command_line
+        ``argv`` for the run card (default ``sys.argv``).
     """
     start = time.perf_counter()
     cfg = compose(task, preset, overrides)
@@ -100,8 +113,13 @@ def train(
     _adopt_dataset_labels(cfg, data_dir)
 
     from medai_lab.datasets.msd import check_cases, find_cases
+    from medai_lab.export import FORMATS
 
-    check_cases(find_cases(data_dir))  # headers only: clear errors before anything heavy
+    cases = find_cases(data_dir)
+    check_cases(cases)  # headers only: clear errors before anything heavy
+    unknown = [f for f in export if f not in FORMATS]
+    if unknown:
+        raise ConfigError(f"unknown export format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     if resume and not last.is_file():
@@ -113,7 +131,7 @@ def train(
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
     from medai_lab.datasets.msd import SegmentationDataModule
-    from medai_lab.tasks.module import SegmentationModule, summarize_cases
+    from medai_lab.tasks.module import SegmentationModule
 
     runtime = runtime_trainer(cfg["trainer"])
     cfg["trainer"].update({k: v for k, v in runtime.items() if k in cfg["trainer"]})
@@ -137,6 +155,15 @@ def train(
                 ck["monitor"], patience=int(tcfg["early_stopping_patience"]), mode=ck["mode"]
             )
         )
+    tracker = None
+    if track:
+        from medai_lab.tasks.tracked import RunTracker
+
+        experiment = track if isinstance(track, str) else f"medai-lab-{task}"
+        tracker = RunTracker(
+            cfg, run_dir, data_dir, cases, experiment, tracking_uri, resume, command_line
+        )
+        cbs.extend(tracker.callbacks)
     module = SegmentationModule(cfg)
     datamodule = SegmentationDataModule(
         cfg, data_dir, cache_dir=run_dir / "cache", progress=progress
@@ -159,7 +186,8 @@ def train(
             # Our EpochSampler shards by rank itself and keeps (seed, epoch) ordering.
             use_distributed_sampler=False,
         )
-        with oom_as_error(cfg):
+        ending = tracker.ending_on_error() if tracker else contextlib.nullcontext()
+        with ending, oom_as_error(cfg):
             trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
             best = checkpoint.best_model_path or None
             evaluated = module.last_val_epoch
@@ -167,6 +195,43 @@ def train(
                 trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False)
             elif module.case_metrics.empty:
                 trainer.validate(module, datamodule=datamodule, verbose=False)
+            result = _result(cfg, checkpoint, last, module, datamodule, data_dir, run_dir)
+            exports = export_run(result, export) if trainer.is_global_zero else {}
+            result.extra["exports"] = {fmt: e.model for fmt, e in exports.items()}
+            if tracker is not None:
+                tracker.finish(result, exports, register)
+                result.extra["mlflow_run_id"] = tracker.run_id
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def export_run(result: TrainResult, formats: Sequence[str]) -> dict[str, Any]:
+    """Export the evaluated network to ``<run_dir>/export/<format>/model.{ts,onnx}`` (+ .json)."""
+    from medai_lab.export import export_model
+    from medai_lab.tasks.module import export_contract
+
+    out: dict[str, Any] = {}
+    for fmt in formats:
+        path = Path(result.run_dir or ".") / "export" / fmt / f"model{EXPORT_SUFFIX[fmt]}"
+        out[fmt] = export_model(result.module.net, export_contract(result.config), path, fmt)
+    return out
+
+
+EXPORT_SUFFIX = {"torchscript": ".ts", "onnx": ".onnx"}
+
+
+def _result(
+    cfg: dict[str, Any],
+    checkpoint: Any,
+    last: Path,
+    module: Any,
+    datamodule: Any,
+    data_dir: Path,
+    run_dir: Path,
+) -> TrainResult:
+    from medai_lab.tasks.module import summarize_cases
+
+    best = checkpoint.best_model_path or None
     metrics = summarize_cases(module.case_metrics, module.labels)
     if not module.case_metrics.empty:
         metrics["epoch"] = float(module.case_metrics["epoch"].iloc[0])
@@ -181,61 +246,11 @@ def train(
         module=module,
         data_dir=data_dir,
         run_dir=run_dir,
-        seconds=time.perf_counter() - start,
         extra={
             "train_cases": [c["case"] for c in datamodule.train_cases],
             "val_cases": [c["case"] for c in datamodule.val_cases],
         },
     )
-
-
-def main(argv: Sequence[str] | None = None, task: str | None = None) -> int:
-    """Command line: ``[TASK] [--preset P] [--data DIR] [--out DIR] [--resume] [overrides]``."""
-    parser = argparse.ArgumentParser(
-        prog=f"medai-lab train{' ' + task if task else ''}",
-        description="Train a segmentation model; extra key=value / --key value are overrides.",
-    )
-    if task is None:
-        parser.add_argument("task", choices=TASKS)
-    parser.add_argument("--preset", default="cpu", help="smoke | cpu | gpu | ddp (default cpu)")
-    parser.add_argument("--data", help="MSD folder, imagesTr/labelsTr folder or CSV manifest")
-    parser.add_argument("--out", default="runs", help="run folder root (default ./runs)")
-    parser.add_argument("--resume", action="store_true", help="continue from last.ckpt")
-    parser.add_argument("--download", action="store_true", help="fetch the MSD task (network)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args, rest = parser.parse_known_args(argv)
-    overrides = [*rest, *(["data.download=true"] if args.download else [])]
-    try:
-        result = train(
-            task or args.task,
-            args.preset,
-            args.data,
-            overrides,
-            out_dir=args.out,
-            resume=args.resume,
-            progress=not args.no_progress,
-        )
-    except MedaiError as exc:
-        print(f"medai-lab: error: {exc}", file=sys.stderr)
-        return 2
-    print(format_result(result))
-    return 0
-
-
-def format_result(result: TrainResult) -> str:
-    """One line per label plus the checkpoint: what a user wants after training."""
-    m, labels = result.metrics, result.module.labels
-    lines = [
-        f"{result.config['task']['name']}: mean Dice {m.get('dice_mean', float('nan')):.3f}"
-        f" ({result.seconds:.0f} s)"
-    ]
-    for name in labels.values():
-        lines.append(
-            f"  {name:<12} Dice {m[f'dice/{name}']:.3f}  HD95 {m[f'hd95/{name}']:.1f} mm  "
-            f"NSD {m[f'nsd/{name}']:.3f}"
-        )
-    lines.append(f"  best checkpoint: {result.best_checkpoint}")
-    return "\n".join(lines)
 
 
 # --- internals -------------------------------------------------------------------------------
@@ -342,7 +357,10 @@ def _quiet_lightning(progress: bool) -> Iterator[None]:
 
 
 def template(task: str) -> tuple[Callable[..., TrainResult], Callable[..., int]]:
-    """``(train, main)`` bound to one task: what lung.py, liver.py and heart.py expose."""
+    """``(train, main)`` bound to one task: what lung.py, liver.py and heart.py expose.
+
+    The bound ``train`` tracks in MLflow and exports TorchScript unless told otherwise.
+    """
 
     def train_task(
         preset: str = "cpu",
@@ -350,13 +368,15 @@ def template(task: str) -> tuple[Callable[..., TrainResult], Callable[..., int]]
         overrides: Sequence[str] = (),
         **kwargs: Any,
     ) -> TrainResult:
+        kwargs.setdefault("track", True)
+        kwargs.setdefault("export", ("torchscript",))
         return train(task, preset, data, overrides, **kwargs)
 
     def main_task(argv: Sequence[str] | None = None) -> int:
+        from medai_lab.tasks.command import main
+
         return main(argv, task=task)
 
     train_task.__doc__ = f"Train the {task} model; see :func:`medai_lab.tasks.runner.train`."
-    main_task.__doc__ = (
-        f"``[--preset P] [--data DIR] [--out DIR] [--resume] [overrides]`` for {task}."
-    )
+    main_task.__doc__ = f"``medai-lab train {task}`` options; see ``--help``."
     return train_task, main_task

@@ -56,6 +56,9 @@ class TrackingCallback(pl.Callback):
         when not given.
     command_line
         ``argv`` recorded in tags and the card; default: the card's, else ``sys.argv``.
+    end_on_fit_end
+        False keeps the run open after ``fit`` (for a final evaluation and artifacts); the
+        caller then ends it with :meth:`end`, also on errors.
 
     Notes
     -----
@@ -74,8 +77,10 @@ class TrackingCallback(pl.Callback):
         tags: Mapping[str, Any] | None = None,
         run_card: Mapping[str, Any] | None = None,
         command_line: Sequence[str] | None = None,
+        end_on_fit_end: bool = True,
     ) -> None:
         super().__init__()
+        self.end_on_fit_end = end_on_fit_end
         self.experiment = experiment
         self.config = dict(config or {})
         self.run_name = run_name
@@ -105,6 +110,11 @@ class TrackingCallback(pl.Callback):
         self._at_epoch_end: dict[str, float] = {}
         self._sigterm = SigtermGuard()
 
+    @property
+    def client(self) -> Any:
+        """The ``MlflowClient`` of the run (None before ``on_fit_start``)."""
+        return self._client
+
     @staticmethod
     def of(trainer: pl.Trainer) -> TrackingCallback | None:
         """The ``TrackingCallback`` among ``trainer.callbacks``, if any."""
@@ -124,8 +134,19 @@ class TrackingCallback(pl.Callback):
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._rank_zero:
-            self._end("FINISHED")
-            self._restore_sigterm(trainer)
+            self._send_pending()
+            if self.end_on_fit_end:
+                self._end("FINISHED")
+                self._restore_sigterm(trainer)
+
+    def end(self, status: str = "FINISHED") -> None:
+        """End the run as ``FINISHED``, ``FAILED`` or ``KILLED`` (once; later calls no-op)."""
+        if not self._rank_zero or self.status is not None:
+            return
+        try:
+            self._end(status)
+        finally:
+            self._sigterm.restore()
 
     def _restore_sigterm(self, trainer: pl.Trainer) -> None:
         # Lightning snapshots the handlers (ours by then) when its loop starts and re-installs
@@ -158,6 +179,10 @@ class TrackingCallback(pl.Callback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._catch_up(trainer)
+        # The last epoch's checkpoint is on disk now: its metrics must be too, or a kill -9 in
+        # this epoch loses them for good (a resume starts after them). The queue has had the
+        # whole checkpoint save to drain, so this rarely waits.
+        self._timed(lambda: self._worker.flush(30.0) if self._worker is not None else None)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._last_train_step = trainer.current_epoch

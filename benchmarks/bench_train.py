@@ -1,0 +1,379 @@
+"""Training throughput on liver phantoms, cpu preset: our template against the plain ways.
+
+Phantoms (default 10 cases of 96x96x64 at 1.5x1.5x2.5 mm: 8 train / 2 validation) are written
+once into a temporary folder. Every run trains the liver ``cpu`` preset (five-level UNet without
+residual units, 64x64x32 patches, 2 volumes x 2 patches per step, Dice+CE, AdamW) for
+``--epochs`` epochs; the first epoch is a warm-up and validation is not timed. Throughput is
+patches (samples) per second over the timed epochs, from the start of each epoch (data loading
+included) to the end of its last optimiser step. Each round runs every variant once (order
+reversed on odd rounds); each number is the median over ``--rounds`` rounds.
+
+1. ``train()`` (Lightning template, ``data.cache=memory``) vs a hand-written PyTorch + MONAI loop:
+   same network (``build_network``), transforms (``train_transforms``), CacheDataset, batch
+   size, loss (DiceCELoss as in the module), AdamW and number of steps.
+   ``RATIO train_template_vs_hand_loop <x>``: our samples/s over the hand loop's.
+2. ``data.cache=memory`` vs ``data.cache=none`` (``train()`` both): ``RATIO cached_vs_uncached``;
+   and the data pipeline alone (the template's train dataloader iterated for an epoch, no
+   model): ``RATIO data_pipeline_cached_vs_uncached``.
+3. MLflow tracking (``track="bench"``, a temporary SQLite store via ``MLFLOW_TRACKING_URI``):
+   ``RATIO mlflow_overhead_percent <x>`` = ``TrackingCallback.overhead_s`` (time its hooks took
+   on the training thread) over the fit's training-loop time, in percent. The wall-clock
+   differences tracked vs untracked (training loop, run start, whole ``train()`` call) are
+   printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TASK, PRESET = "liver", "cpu"
+
+
+@dataclass
+class Epoch:
+    seconds: float = 0.0  # epoch start (before its first batch is fetched) to last step end
+    compute: float = 0.0  # forward, loss, backward, optimiser step
+    samples: int = 0
+    steps: int = 0
+
+
+@dataclass
+class Run:
+    name: str
+    epochs: list[Epoch] = field(default_factory=list)
+    loop_s: float = 0.0  # whole training loop (Lightning: on_train_start -> on_train_end)
+    start_s: float = 0.0  # Lightning: on_fit_start -> on_train_start
+    wall_s: float = 0.0  # the whole call (train(): config, data, fit, evaluation, tracking)
+    overhead_s: float = float("nan")  # TrackingCallback.overhead_s
+    setup_s: float = 0.0  # hand loop: CacheDataset fill
+
+    def timed(self, warmup: int = 1) -> Epoch:
+        out = Epoch()
+        for e in self.epochs[warmup:]:
+            out.seconds += e.seconds
+            out.compute += e.compute
+            out.samples += e.samples
+            out.steps += e.steps
+        return out
+
+    @property
+    def rate(self) -> float:
+        t = self.timed()
+        return t.samples / t.seconds
+
+
+def make_clock() -> Any:
+    """A Lightning callback recording epoch and step boundaries (imports Lightning)."""
+    import pytorch_lightning as pl
+
+    from medai_lab.tracking.callback import TrackingCallback
+
+    class Clock(pl.Callback):
+        def __init__(self) -> None:
+            self.run = Run("")
+            self.tracker: Any = None
+            self._fit = self._train = self._epoch = self._batch = 0.0
+
+        def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+            self._fit = time.perf_counter()
+
+        def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+            self._train = time.perf_counter()
+            self.run.start_s = self._train - self._fit
+
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            self.run.epochs.append(Epoch())
+            self._epoch = time.perf_counter()
+
+        def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, i: int) -> None:
+            self._batch = time.perf_counter()
+
+        def on_train_batch_end(
+            self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, i: int
+        ) -> None:
+            now = time.perf_counter()
+            e = self.run.epochs[-1]
+            e.seconds = now - self._epoch
+            e.compute += now - self._batch
+            e.samples += len(batch["image"])
+            e.steps += 1
+
+        def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+            self.run.loop_s = time.perf_counter() - self._train
+            self.tracker = TrackingCallback.of(trainer)
+
+    return Clock()
+
+
+def run_template(name: str, data: Path, out: Path, epochs: int, cache: str, track: bool) -> Run:
+    from medai_lab.tasks.runner import train
+
+    clock = make_clock()
+    overrides = [
+        f"trainer.max_epochs={epochs}",
+        f"trainer.check_val_every_n_epoch={epochs}",  # validate once, after the last epoch
+        f"data.cache={cache}",
+    ]
+    t0 = time.perf_counter()
+    train(
+        TASK,
+        PRESET,
+        data,
+        overrides,
+        out_dir=out,
+        progress=False,
+        callbacks=[clock],
+        track="bench" if track else False,
+    )
+    run = clock.run
+    run.name, run.wall_s = name, time.perf_counter() - t0
+    if clock.tracker is not None:
+        run.overhead_s = clock.tracker.overhead_s
+    shutil.rmtree(out, ignore_errors=True)
+    return run
+
+
+def run_hand_loop(data: Path, epochs: int) -> Run:
+    """The same training written the plain way: PyTorch loop, MONAI dataset/loader/loss."""
+    import torch
+    from monai.data import CacheDataset, DataLoader
+    from monai.losses import DiceCELoss
+
+    from medai_lab.datasets.msd import find_cases, split_cases
+    from medai_lab.datasets.transforms import train_transforms
+    from medai_lab.tasks.config import compose
+    from medai_lab.tasks.module import build_network
+
+    cfg = compose(TASK, PRESET)
+    seed = int(cfg["seed"])
+    train_cases, _ = split_cases(find_cases(data), float(cfg["data"]["val_fraction"]), seed)
+    torch.use_deterministic_algorithms(False)  # a Trainer(deterministic=True) left it on
+    torch.manual_seed(seed)
+    n_classes = max(int(k) for k in cfg["task"]["labels"]) + 1
+    net = build_network(cfg["model"], 1, n_classes)
+    lcfg, ocfg = cfg["loss"], cfg["optim"]
+    loss_fn = DiceCELoss(
+        to_onehot_y=True,
+        softmax=True,
+        include_background=bool(lcfg["include_background"]),
+        lambda_dice=float(lcfg["lambda_dice"]),
+        lambda_ce=float(lcfg["lambda_ce"]),
+        batch=bool(lcfg["batch"]),
+        weight=torch.tensor([float(w) for w in lcfg["class_weights"]]),
+    )
+    opt = torch.optim.AdamW(
+        net.parameters(),
+        lr=float(ocfg["lr"]),
+        weight_decay=float(ocfg["weight_decay"]),
+        betas=(float(ocfg["momentum"]), 0.999),
+    )
+    t0 = time.perf_counter()
+    ds = CacheDataset(train_cases, train_transforms(cfg), num_workers=2, progress=False)
+    setup_s = time.perf_counter() - t0
+    loader = DataLoader(ds, batch_size=int(cfg["data"]["batch_size"]), shuffle=True)
+    run = Run("hand loop", setup_s=setup_s)
+    net.train()
+    t_loop = time.perf_counter()
+    for _ in range(epochs):
+        e = Epoch()
+        start = time.perf_counter()
+        for batch in loader:
+            t = time.perf_counter()
+            x, y = batch["image"], batch["label"]
+            opt.zero_grad()
+            loss = loss_fn(net(x), y)
+            loss.backward()
+            opt.step()
+            now = time.perf_counter()
+            e.compute += now - t
+            e.seconds = now - start
+            e.samples += len(x)
+            e.steps += 1
+        run.epochs.append(e)
+    run.loop_s = time.perf_counter() - t_loop
+    run.wall_s = time.perf_counter() - t0
+    return run
+
+
+def data_pipeline(data: Path, epochs: int) -> dict[str, Any]:
+    """The template's train dataloader alone, cache memory vs none, epochs interleaved."""
+    from medai_lab.datasets.msd import SegmentationDataModule
+    from medai_lab.tasks.config import compose
+
+    loaders, fill = {}, {}
+    for cache in ("memory", "none"):
+        cfg = compose(TASK, PRESET, [f"data.cache={cache}"])
+        dm = SegmentationDataModule(cfg, data, progress=False)
+        t0 = time.perf_counter()
+        dm.setup("fit")
+        fill[cache] = time.perf_counter() - t0
+        loaders[cache] = dm.train_dataloader()
+    rates: dict[str, list[float]] = {"memory": [], "none": []}
+    for epoch in range(epochs + 1):  # epoch 0: warm-up
+        for cache, loader in loaders.items():
+            loader.sampler.set_epoch(epoch)
+            t0 = time.perf_counter()
+            n = sum(len(b["image"]) for b in loader)
+            if epoch:
+                rates[cache].append(n / (time.perf_counter() - t0))
+    return {
+        "fill": fill,
+        "rate": {k: statistics.median(v) for k, v in rates.items()},
+        "samples": n,
+    }
+
+
+def median(runs: list[Run], fn: Any) -> float:
+    return statistics.median(fn(r) for r in runs)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--cases", type=int, default=10, help="phantoms (80%% train, 20%% validation)")
+    ap.add_argument("--shape", type=int, nargs=3, default=[96, 96, 64])
+    ap.add_argument("--spacing", type=float, nargs=3, default=[1.5, 1.5, 2.5])
+    ap.add_argument("--epochs", type=int, default=3, help="per run; the first is not timed")
+    ap.add_argument("--rounds", type=int, default=2, help="runs of every variant")
+    ap.add_argument("--pipeline-epochs", type=int, default=4, help="data pipeline alone")
+    ap.add_argument("--quick", action="store_true", help="about 2 minutes: 6 cases, 1 round")
+    ap.add_argument("--workdir", default=None, help="keep phantoms here (default: a temp dir)")
+    args = ap.parse_args()
+    if args.quick:
+        args.cases, args.epochs, args.rounds, args.pipeline_epochs = 6, 2, 1, 2
+    if args.epochs < 2:
+        ap.error("--epochs must be at least 2 (the first is a warm-up)")
+
+    warnings.filterwarnings("ignore")
+    for name in ("alembic", "mlflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    t_start = time.perf_counter()
+    load0 = os.getloadavg()
+
+    import torch
+
+    from medai_lab.datasets.phantom import write_phantom_dataset
+    from medai_lab.tasks.config import compose
+    from medai_lab.tracking.store import make_client
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    work = Path(args.workdir).resolve() if args.workdir else tmp
+    shape, spacing = tuple(args.shape), tuple(args.spacing)
+    key = "x".join(map(str, shape)) + "-" + "x".join(f"{s:g}" for s in spacing)
+    data = work / f"phantoms-{TASK}-{args.cases}-{key}"
+    if not (data / "dataset.json").is_file():
+        write_phantom_dataset(data, TASK, args.cases, shape=shape, spacing=spacing, progress=False)
+    uri = f"sqlite:///{(tmp / 'mlflow.db').as_posix()}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    t0 = time.perf_counter()
+    make_client(uri).search_experiments()  # creates the store (schema migrations) once
+    store_s = time.perf_counter() - t0
+
+    cfg = compose(TASK, PRESET)
+    d = cfg["data"]
+    n_val = min(max(1, round(args.cases * float(d["val_fraction"]))), args.cases - 1)
+    per_step = int(d["batch_size"]) * int(d["samples_per_volume"])
+    variants = ["template", "hand", "uncached", "tracked"]
+    runs: dict[str, list[Run]] = {v: [] for v in variants}
+    try:
+        for r in range(args.rounds):
+            for v in variants if r % 2 == 0 else variants[::-1]:
+                out = tmp / f"runs-{v}-{r}"
+                if v == "hand":
+                    run = run_hand_loop(data, args.epochs)
+                else:
+                    name = {"template": "template", "uncached": "template, cache none"}
+                    run = run_template(
+                        name.get(v, "template, tracked"),
+                        data,
+                        out,
+                        args.epochs,
+                        "none" if v == "uncached" else "memory",
+                        v == "tracked",
+                    )
+                runs[v].append(run)
+                print(
+                    f"  round {r + 1} {run.name:<22} {run.rate:6.2f} samples/s "
+                    f"({run.timed().steps} timed steps)",
+                    flush=True,
+                )
+        pipe = data_pipeline(data, args.pipeline_epochs)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    load1 = os.getloadavg()
+
+    m = cfg["model"]
+    print(
+        f"{TASK} phantoms: {args.cases} cases {'x'.join(map(str, shape))} at "
+        f"{'x'.join(f'{s:g}' for s in spacing)} mm ({args.cases - n_val} train / {n_val} val); "
+        f"{PRESET} preset: {m['name']} {m['channels']} res units {m['num_res_units']}, patch "
+        f"{'x'.join(map(str, cfg['task']['patch_size']))}, {d['batch_size']} volumes x "
+        f"{d['samples_per_volume']} patches = {per_step} samples/step"
+    )
+    print(
+        f"{args.epochs} epochs per run (first not timed), median of {args.rounds} rounds; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; "
+        f"load average {load0[0]:.2f} at start, {load1[0]:.2f} at end"
+    )
+    print(f"{'run':<24} {'samples/s':>9} {'s/step':>7} {'compute':>8} {'other':>7} {'loop s':>7}")
+    for v in variants:
+        rs = runs[v]
+
+        def per_step_s(r: Run, what: str) -> float:
+            t = r.timed()
+            return getattr(t, what) / t.steps
+
+        sec, comp = median(rs, lambda r: per_step_s(r, "seconds")), median(
+            rs, lambda r: per_step_s(r, "compute")
+        )
+        print(
+            f"{rs[0].name:<24} {median(rs, lambda r: r.rate):9.3f} {sec:7.3f} {comp:8.3f} "
+            f"{sec - comp:7.3f} {median(rs, lambda r: r.loop_s):7.1f}"
+        )
+    print("  (s/step = compute [forward+loss+backward+step] + other [data loading, framework])")
+
+    template = median(runs["template"], lambda r: r.rate)
+    hand = median(runs["hand"], lambda r: r.rate)
+    uncached = median(runs["uncached"], lambda r: r.rate)
+    print(
+        f"data pipeline alone (train loader, no model, median of {args.pipeline_epochs} epochs "
+        f"of {pipe['samples']} samples): memory {pipe['rate']['memory']:.1f} samples/s, none "
+        f"{pipe['rate']['none']:.1f} samples/s; filling the memory cache took "
+        f"{pipe['fill']['memory']:.2f} s"
+    )
+
+    tracked, plain = runs["tracked"], runs["template"]
+    overhead = median(tracked, lambda r: 100 * r.overhead_s / r.loop_s)
+    print(
+        f"MLflow ({uri.split('///')[0]}///<tmp>/mlflow.db; creating the store once: "
+        f"{store_s:.2f} s): hooks on the training thread {median(tracked, lambda r: r.overhead_s):.4f}"
+        f" s of a {median(tracked, lambda r: r.loop_s):.1f} s training loop"
+    )
+    print(
+        f"  tracked vs untracked: training loop {median(tracked, lambda r: r.loop_s):.1f} vs "
+        f"{median(plain, lambda r: r.loop_s):.1f} s, steady samples/s "
+        f"{median(tracked, lambda r: r.rate):.3f} vs {template:.3f}, fit start -> train start "
+        f"{median(tracked, lambda r: r.start_s):.2f} vs {median(plain, lambda r: r.start_s):.2f} s,"
+        f" whole train() {median(tracked, lambda r: r.wall_s):.1f} vs "
+        f"{median(plain, lambda r: r.wall_s):.1f} s"
+    )
+    print(f"benchmark took {time.perf_counter() - t_start:.0f} s")
+    print(f"RATIO data_pipeline_cached_vs_uncached {pipe['rate']['memory'] / pipe['rate']['none']:.2f}")
+    print(f"RATIO cached_vs_uncached {template / uncached:.2f}")
+    print(f"RATIO mlflow_overhead_percent {overhead:.3f}")
+    print(f"RATIO train_template_vs_hand_loop {template / hand:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

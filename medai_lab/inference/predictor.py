@@ -1,0 +1,174 @@
+"""``Predictor``: a trained or exported network applied to whole images, labels on their grid.
+
+The same steps as validation, from the model's preprocessing contract (see
+:func:`medai_lab.tasks.module.export_contract`): load, RAS, resample to the model spacing,
+body crop, intensity transform, sliding-window inference, argmax, largest component; then the
+label map goes back through MONAI's inverse transforms onto the input image's own grid.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medai_lab.errors import MedaiError
+
+__all__ = ["InferenceError", "Predictor"]
+
+
+class InferenceError(MedaiError):
+    """A model or image could not be used for inference."""
+
+
+class Predictor:
+    """Segment images with a network and its contract.
+
+    Parameters
+    ----------
+    network
+        ``(N, C, D, H, W) float32 tensor -> logits``: an ``nn.Module``, a TorchScript module or
+        the ONNX runner from :func:`medai_lab.export.load_exported`.
+    contract
+        The preprocessing contract (``spacing``, ``intensity``, ``patch_size``, ``labels``,
+        ``inference``...).
+    device
+        ``"cpu"``, ``"cuda"``...; default CUDA when available (ONNX runs on CPU).
+    sw_batch_size
+        Windows per forward pass; default from the contract.
+    """
+
+    def __init__(
+        self,
+        network: Callable[[Any], Any],
+        contract: Mapping[str, Any],
+        device: str | None = None,
+        sw_batch_size: int | None = None,
+    ) -> None:
+        import torch
+
+        self.contract = dict(contract)
+        for key in ("patch_size", "spacing", "intensity"):
+            if key not in self.contract:
+                raise InferenceError(f"the model's contract has no {key!r}")
+        inf = dict(self.contract.get("inference") or {})
+        self.sw_batch_size = int(sw_batch_size or inf.get("sw_batch_size", 4))
+        self.overlap = float(inf.get("overlap", 0.25))
+        self.mode = str(inf.get("mode", "gaussian"))
+        self.keep_largest = [int(v) for v in inf.get("keep_largest", [])]
+        self.patch_size = [int(p) for p in self.contract["patch_size"]]
+        on_torch = isinstance(network, torch.nn.Module)
+        if device is None:
+            device = "cuda" if on_torch and torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if on_torch:
+            network = network.eval().to(self.device)
+        self.network = network
+        self._pre: Any = None
+
+    # --- constructors ------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], **kwargs: Any) -> Predictor:
+        """From a Lightning checkpoint (``.ckpt``) or an export with its JSON sidecar."""
+        path = Path(path)
+        if not path.is_file():
+            raise InferenceError(f"no such model file: {path}")
+        if path.suffix == ".ckpt":
+            return cls.from_checkpoint(path, **kwargs)
+        from medai_lab.export import load_exported, sidecar_path
+
+        if not sidecar_path(path).is_file():
+            raise InferenceError(
+                f"{path.name} has no contract sidecar {sidecar_path(path).name}: export it with "
+                "medai-lab export"
+            )
+        network, contract = load_exported(path)
+        return cls(network, contract, **kwargs)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike[str], **kwargs: Any) -> Predictor:
+        """From a checkpoint written by ``medai-lab train`` (weights and config)."""
+        from medai_lab.export.source import load_network
+
+        network, contract = load_network(path)
+        return cls(network, contract, **kwargs)
+
+    # --- inference ---------------------------------------------------------------------------
+
+    def logits(self, image: Any) -> Any:
+        """Sliding-window logits of a preprocessed ``(N, C, D, H, W)`` tensor."""
+        import torch
+        from monai.inferers import sliding_window_inference
+
+        x = image.as_tensor() if hasattr(image, "as_tensor") else image
+        amp = self.device.type == "cuda"
+        with torch.inference_mode(), torch.autocast(self.device.type, enabled=amp):
+            out = sliding_window_inference(
+                x.to(self.device),
+                roi_size=self.patch_size,
+                sw_batch_size=self.sw_batch_size,
+                predictor=self.network,
+                overlap=self.overlap,
+                mode=self.mode,
+            )
+        return out.float()
+
+    def labels_of(self, image: Any) -> np.ndarray:
+        """Label map ``(X, Y, Z) uint8`` of a preprocessed ``(1, C, X, Y, Z)`` tensor."""
+        import torch
+
+        pred = torch.argmax(self.logits(image), dim=1, keepdim=True)[0].cpu().numpy()
+        if self.keep_largest:
+            from medai_lab.tasks.module import keep_largest_component
+
+            pred = keep_largest_component(pred, self.keep_largest)
+        return pred[0].astype(np.uint8)
+
+    def predict(self, image_path: str | os.PathLike[str]) -> Any:
+        """Segment one image file; a :class:`medai_lab.io.Volume` on the image's own grid."""
+        from monai.data import MetaTensor
+        from monai.transforms import Invertd
+
+        from medai_lab.io import Volume
+
+        image_path = Path(image_path)
+        if not image_path.is_file():
+            raise InferenceError(f"no such image: {image_path}")
+        pre = self._transforms()
+        try:
+            data = pre({"image": str(image_path)})
+        except Exception as exc:  # MONAI wraps reader errors in RuntimeError chains
+            raise InferenceError(f"cannot read {image_path.name}: {_root_cause(exc)}") from exc
+        image = data["image"]
+        labels = self.labels_of(image[None])
+        data["pred"] = MetaTensor(
+            labels[None].astype(np.float32),
+            affine=image.affine,
+            meta={k: v for k, v in image.meta.items() if k != "affine"},
+            applied_operations=list(image.applied_operations),
+        )
+        inverse = Invertd(keys="pred", transform=pre, orig_keys="image", nearest_interp=True)
+        out = inverse(data)["pred"]
+        array = np.rint(np.asarray(out.detach().cpu())[0]).astype(np.uint8)
+        affine = np.asarray(out.affine.detach().cpu(), dtype=np.float64)
+        return Volume(array, affine, {"source": image_path.name, "kind": "labels"})
+
+    def _transforms(self) -> Any:
+        if self._pre is None:
+            from medai_lab.datasets.transforms import preprocess_transforms
+
+            task = {
+                k: self.contract.get(k) for k in ("spacing", "intensity", "foreground_threshold")
+            }
+            self._pre = preprocess_transforms({"task": task}, keys=("image",))
+        return self._pre
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
