@@ -209,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)
 
+    from medai_lab.pacs.cli import add_parser as add_pacs
+
+    add_pacs(sub)
+
     p = sub.add_parser("demo", help="the main job, headless, on embedded defaults")
     p.add_argument("--out", default="medai-demo", help="working folder (default: ./medai-demo)")
     p.add_argument(
