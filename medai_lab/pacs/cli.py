@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from medai_lab.pacs.query import LEVELS, PacsError, QueryFilter
@@ -183,18 +182,18 @@ def _pull(args: argparse.Namespace) -> int:
 
 
 def _upload(args: argparse.Namespace) -> int:
-    from medai_lab.deid.tree import list_inputs
+    from medai_lab.pacs.upload import upload
 
-    root = Path(args.folder)
-    if not root.is_dir():
-        raise PacsError(f"no such folder: {root}")
-    files = [root / rel for rel in list_inputs(root)]
-    if not files:
-        raise PacsError(f"no files in {root}")
-    report = make_client(args).store(files)
-    print(f"sent {report.sent} of {len(files)} files")
-    for name, why in sorted(report.failed.items())[:20]:
-        print(f"  failed {name}: {why}")
+    report, skipped = upload(make_client(args), args.folder)
+    print(f"sent {report.sent} of {report.sent + len(report.failed)} DICOM files")
+    if skipped:
+        print(f"  skipped {len(skipped)} non-DICOM or quarantined file(s), e.g. {skipped[0]}")
+    reasons: dict[str, list[str]] = {}
+    for name, why in sorted(report.failed.items()):
+        reasons.setdefault(why, []).append(name)
+    for why, names in reasons.items():  # one line per reason, not one per file
+        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+        print(f"  not sent: {names[0]}{more}: {why}")
     return 1 if report.failed else 0
 
 

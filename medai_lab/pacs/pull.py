@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,11 +63,13 @@ def pull(
     *,
     deidentifier: Any = None,
     progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> PullReport:
     """Retrieve every series ``flt`` selects into ``out_dir``; resumable, atomic, counted.
 
     A series already complete (same instance count) is skipped; a partial one fetches only
     its missing instances. PacsError when nothing matches or a series arrives incomplete.
+    ``on_progress(done, total)`` is called per received instance (e.g. a notebook widget).
     """
     from tqdm.auto import tqdm
 
@@ -90,6 +93,7 @@ def pull(
         plans.append((study_uid, series_uid, sops, store.missing(series_uid, sops)))
     total = sum(len(missing) for *_, missing in plans)
     lock = threading.Lock()
+    done = [0]
     with tqdm(total=total, desc="pull", unit="inst", disable=not progress) as bar:
         for study_uid, series_uid, sops, missing in plans:
             put = store.sink_for(series_uid)
@@ -98,6 +102,9 @@ def pull(
                 put(data)
                 with lock:
                     bar.update(1)
+                    done[0] += 1
+                    if on_progress is not None:
+                        on_progress(done[0], total)
 
             if missing:
                 subset = None if len(missing) == len(sops) else missing
