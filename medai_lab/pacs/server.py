@@ -75,6 +75,11 @@ def _terminate(proc: subprocess.Popen, timeout: float, log: IO[bytes] | None = N
         log.close()
 
 
+# Calling AE titles a loopback server accepts: ours (the CLI default) and the
+# defaults of dcmtk's tools, so `getscu`/`findscu` work without -aet on the same machine.
+LOCAL_AETS = ("MEDAI_LAB", "GETSCU", "FINDSCU", "MOVESCU", "STORESCU", "ECHOSCU")
+
+
 class OrthancServer:
     """One Orthanc process with its own storage folder, ports and configuration.
 
@@ -147,6 +152,7 @@ class OrthancServer:
     def config(self, plugin: str | None) -> dict[str, Any]:
         """The configuration written to ``orthanc.json`` (options as in Orthanc 1.10.1)."""
         db = str(self.storage_dir / "db")
+        loopback = is_loopback(self.host)
         return {
             "Name": f"medai-{uuid.uuid4().hex[:12]}",  # unique: proves /system is *our* process
             "StorageDirectory": db,
@@ -166,14 +172,18 @@ class OrthancServer:
             "DicomAet": self.aet,
             "DicomPort": self.dicom_port,
             "DicomCheckCalledAet": True,  # a wrong called AE title is refused
-            "DicomCheckModalityHost": False,
-            "DicomAlwaysAllowEcho": True,  # any calling AE: workshop laptops are not registered
-            "DicomAlwaysAllowStore": True,
-            "DicomAlwaysAllowFind": True,
-            "DicomAlwaysAllowGet": True,
-            "DicomAlwaysAllowMove": True,  # the destination must still be a known modality
+            # Orthanc 1.10 listens on every interface. On loopback only AE titles registered
+            # at 127.0.0.1 (ours and dcmtk's defaults) may store, query or retrieve, and the
+            # peer address is checked: other hosts reach the port but are refused. A room
+            # server (non-loopback host) lets any AE in: workshop laptops are not registered.
+            "DicomCheckModalityHost": loopback,
+            "DicomAlwaysAllowEcho": True,
+            "DicomAlwaysAllowStore": not loopback,
+            "DicomAlwaysAllowFind": not loopback,
+            "DicomAlwaysAllowGet": not loopback,
+            "DicomAlwaysAllowMove": not loopback,  # the destination must still be known
             "UnknownSopClassAccepted": False,  # DCMTK knows every standard storage class
-            "DicomModalities": {name: list(node) for name, node in self.modalities.items()},
+            "DicomModalities": self._modalities(loopback),
             "DicomScpTimeout": 10,  # idle inbound associations are dropped quickly
             "DicomScuTimeout": 5,  # C-MOVE to a dead destination fails fast
             "DicomAssociationCloseDelay": 0,  # release outbound (C-MOVE) associations at once
@@ -181,6 +191,20 @@ class OrthancServer:
             # No DicomWeb "Host": WADO-RS URLs then follow each client's Host header.
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True},
         }
+
+    def _modalities(self, loopback: bool) -> dict[str, Any]:
+        nodes: dict[str, Any] = {name: list(node) for name, node in self.modalities.items()}
+        if loopback:
+            allow = {f"Allow{op}": True for op in ("Echo", "Find", "Get", "Move", "Store")}
+            taken = {node[0] for node in self.modalities.values()}
+            for aet in (a for a in LOCAL_AETS if a not in taken):  # one entry per AE title
+                nodes.setdefault(
+                    f"local-{aet.lower()}", {"AET": aet, "Host": "127.0.0.1", "Port": 104, **allow}
+                )
+            # registered destinations (C-MOVE) may also ask: they are local too
+            for name, (aet, host, port) in self.modalities.items():
+                nodes[name] = {"AET": aet, "Host": host, "Port": port, **allow}
+        return nodes
 
     def start(self, timeout: float = 30.0) -> OrthancServer:
         """Write the configuration, start Orthanc, wait until REST ``/system`` and DICOM answer.

@@ -120,7 +120,7 @@ def test_c_echo_needs_the_right_called_aet(orthanc: OrthancServer) -> None:
         time.sleep(0.1)
 
 
-def test_find_get_and_move_work_for_an_unregistered_calling_ae(
+def test_loopback_server_serves_local_aes_and_refuses_unregistered_ones(
     seeded_orthanc: OrthancServer, dicom_files: dict[str, list[Path]]
 ) -> None:
     from pydicom.dataset import Dataset
@@ -140,13 +140,29 @@ def test_find_get_and_move_work_for_an_unregistered_calling_ae(
     handlers = [(evt.EVT_C_STORE, on_store)]
     query = Dataset()
     query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", ct.StudyInstanceUID
-    ae = AE(ae_title="NOT_REGISTERED")
-    for context in (FIND, GET, MOVE, CTImageStorage):
-        ae.add_requested_context(context)
-    role = [build_role(CTImageStorage, scp_role=True)]  # C-GET answers on this association
-    assoc = ae.associate(
-        "127.0.0.1", server.dicom_port, ae_title=server.aet, ext_neg=role, evt_handlers=handlers
-    )
+
+    def connect(calling: str):
+        ae = AE(ae_title=calling)
+        for context in (FIND, GET, MOVE, CTImageStorage):
+            ae.add_requested_context(context)
+        role = [build_role(CTImageStorage, scp_role=True)]  # C-GET answers on this association
+        return ae.associate(
+            "127.0.0.1",
+            server.dicom_port,
+            ae_title=server.aet,
+            ext_neg=role,
+            evt_handlers=handlers,
+        )
+
+    # Orthanc 1.10 listens on every interface: on loopback only registered local AEs get data.
+    stranger = connect("NOT_REGISTERED")
+    if stranger.is_established:
+        rows = [row for _, row in stranger.send_c_find(query, FIND) if row]
+        if stranger.is_established:
+            stranger.release()
+        assert rows == []
+    assert "DICOM authorization rejected  for AET NOT_REGISTERED" in server.log_tail()
+    assoc = connect("MEDAI_LAB")
     assert assoc.is_established
     found = [row.StudyInstanceUID for _, row in assoc.send_c_find(query, FIND) if row]
     assert found == [ct.StudyInstanceUID]
