@@ -145,10 +145,12 @@ class SegmentationModule(pl.LightningModule):
             raise ConfigError("task.labels lists no foreground label")
         self.patch_size = [int(p) for p in task["patch_size"]]
         div = patch_divisor(config["model"])
-        if any(p % div for p in self.patch_size):
+        # SwinUNETR's bottleneck is patch/32 and instance norm needs more than one voxel there.
+        low = 2 * div if config["model"]["name"] == "swinunetr" else div
+        if any(p % div or p < low for p in self.patch_size):
             raise ConfigError(
-                f"task.patch_size {self.patch_size} must be multiples of {div} for "
-                f"{config['model']['name']}"
+                f"task.patch_size {self.patch_size} must be multiples of {div} (at least "
+                f"{low}) for {config['model']['name']}"
             )
         self.net = build_network(
             config["model"], int(task.get("in_channels", 1)), max(self.labels) + 1
