@@ -13,9 +13,11 @@ C-MOVE needs the PACS to know our destination AE: register ``move_aet`` at
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +32,7 @@ from medai_lab.pacs.base import Sink, StoreReport
 from medai_lab.pacs.dimse_scp import (
     FEW_CLASSES,
     MAX_CONTEXTS,
+    QUIET,
     Receiver,
     as_row,
     get_contexts,
@@ -54,6 +57,7 @@ _config.STORE_SEND_CHUNKED_DATASET = True
 
 _PENDING = (0xFF00, 0xFF01)
 _UID_CHUNK = 200  # SOP Instance UIDs per IMAGE-level retrieve identifier (~13 kB)
+_MIN_SHARE = 32  # fewer instances than this per association: not worth another association
 
 
 class _Transient(PacsError):
@@ -80,6 +84,12 @@ class DimseClient:
     move_port, move_aet
         Retrieve by C-MOVE to a temporary Storage SCP on ``127.0.0.1:move_port`` titled
         ``move_aet`` (default ``calling_aet``) instead of C-GET.
+    associations
+        C-GET over up to this many associations at once, each fetching its share of the
+        instances (at least 32 each; a whole series is listed first by IMAGE-level C-FIND,
+        so it is fetched as listed). pynetdicom handles one instance at a time per
+        association, with a few ms of its own per instance; a PACS that limits concurrent
+        associations per AE title may refuse more than one. Default 1.
     """
 
     #: Bound on the rows one :meth:`query` collects; the rest is dropped with a warning.
@@ -97,6 +107,7 @@ class DimseClient:
         backoff: float = 0.5,
         move_port: int | None = None,
         move_aet: str | None = None,
+        associations: int = 1,
     ) -> None:
         for name, aet in (("called", called_aet), ("calling", calling_aet), ("move", move_aet)):
             if aet is not None and not (0 < len(aet.strip()) <= 16 and aet.isascii()):
@@ -105,6 +116,7 @@ class DimseClient:
         self.called_aet, self.calling_aet = called_aet.strip(), calling_aet.strip()
         self.timeout, self.retries, self.backoff = float(timeout), max(0, retries), backoff
         self.move_port, self.move_aet = move_port, (move_aet or calling_aet).strip()
+        self.associations = max(1, int(associations))
 
     @property
     def address(self) -> str:
@@ -129,7 +141,9 @@ class DimseClient:
 
     def instances(self, study_uid: str, series_uid: str) -> list[str]:
         """SOP Instance UIDs of one series (IMAGE-level C-FIND)."""
-        rows = self._find("IMAGE", _series_keys(study_uid, series_uid))
+        # Only the UID: Orthanc answers it from its index, but reads every file for more
+        # (SOPClassUID: 300 instances of 512x512 CT in 1.3 s instead of 0.3 s).
+        rows = self._find("IMAGE", _series_keys(study_uid, series_uid), returns=["SOPInstanceUID"])
         return [row["SOPInstanceUID"] for row in rows if row["SOPInstanceUID"]]
 
     def retrieve(
@@ -144,20 +158,20 @@ class DimseClient:
         wanted = list(dict.fromkeys(sop_uids)) if sop_uids is not None else None
         if wanted == []:
             return 0
-        if wanted is None:
-            identifiers = [identifier("SERIES", base)]
-        else:  # IMAGE level with a UID list, in chunks a PACS will take
-            identifiers = [
-                identifier("IMAGE", {**base, "SOPInstanceUID": wanted[i : i + _UID_CHUNK]})
-                for i in range(0, len(wanted), _UID_CHUNK)
-            ]
+        if wanted is None and self.move_port is None and self.associations > 1:
+            wanted = self.instances(study_uid, series_uid) or None  # None: as one association
+        shares = 1 if wanted is None or self.move_port is not None else self.associations
+        shares = min(shares, math.ceil(len(wanted or ()) / _MIN_SHARE)) or 1
         receiver = Receiver(sink)
         op = "C-GET" if self.move_port is None else "C-MOVE"
         try:
-            if self.move_port is None:
-                totals = self._get(base, wanted, identifiers, receiver)
+            if self.move_port is not None:
+                totals = self._move(_identifiers(base, wanted), receiver)
+            elif shares == 1:
+                classes = self._sop_classes(base, wanted)
+                totals = self._get(_identifiers(base, wanted), receiver, classes)
             else:
-                totals = self._move(identifiers, receiver)
+                totals = self._get_shared(base, wanted or [], shares, receiver)
         except PacsError:
             receiver.raise_sink_error(op)  # a PACS may stop at the first refused instance
             raise
@@ -218,15 +232,46 @@ class DimseClient:
         return rows
 
     def _get(
-        self, base: dict, wanted: list[str] | None, identifiers: list, receiver: Receiver
+        self, identifiers: list, receiver: Receiver, classes: list[str] | None
     ) -> dict[str, int | None]:
-        """C-GET proposing (with the SCP role) the storage classes the series holds."""
+        """C-GET proposing (with the SCP role) the storage ``classes`` the series holds."""
         model = sc.StudyRootQueryRetrieveInformationModelGet
-        contexts, roles = get_contexts(self._sop_classes(base, wanted))
+        contexts, roles = get_contexts(classes)
         with self._association(
             [build_context(model), *contexts], roles, receiver.handlers
         ) as assoc:
             return self._run_retrieve("C-GET", lambda ds: assoc.send_c_get(ds, model), identifiers)
+
+    def _get_shared(
+        self, base: dict, wanted: list[str], shares: int, receiver: Receiver
+    ) -> dict[str, int | None]:
+        """C-GET ``wanted`` in ``shares`` contiguous parts, one association (thread) each.
+
+        Every part runs to its end (after a sink error the others' instances are refused
+        at once); then the first error is raised, else the summed sub-operation counts.
+        """
+        classes = self._sop_classes(base, wanted)
+        size = math.ceil(len(wanted) / shares)
+        parts = [wanted[i : i + size] for i in range(0, len(wanted), size)]
+        with ThreadPoolExecutor(len(parts), thread_name_prefix="c-get") as pool:
+            futures = [
+                pool.submit(self._get, _identifiers(base, part), receiver, classes)
+                for part in parts
+            ]
+            results, errors = [], []
+            for future in futures:
+                try:
+                    results.append(future.result())
+                except Exception as exc:  # raised below, once every association has ended
+                    errors.append(exc)
+        if errors:
+            raise errors[0]
+        totals: dict[str, int | None] = {"completed": 0, "failed": 0, "warning": 0}
+        for result in results:
+            for key, value in result.items():
+                old = totals[key]
+                totals[key] = None if value is None or old is None else old + value
+        return totals
 
     def _sop_classes(self, base: dict, wanted: list[str] | None) -> list[str] | None:
         """Storage classes to propose for C-GET; None when the PACS does not tell.
@@ -355,7 +400,7 @@ class DimseClient:
         assoc = ae.associate(
             self.host, self.port, contexts=contexts, ae_title=self.called_aet,
             max_pdu=0, ext_neg=roles or None,
-            evt_handlers=[*handlers, (evt.EVT_CONN_OPEN, lambda e: opened.append(True))],
+            evt_handlers=[*handlers, QUIET, (evt.EVT_CONN_OPEN, lambda e: opened.append(True))],
         )  # fmt: skip
         if assoc.is_established:
             return assoc
@@ -392,6 +437,17 @@ class DimseClient:
         except OSError as exc:
             return f"cannot connect to {self.address}: {exc.strerror or exc}"
         return f"cannot connect to {self.address}"
+
+
+def _identifiers(base: dict[str, str], wanted: list[str] | None) -> list[Dataset]:
+    """SERIES-level identifier for a whole series, else IMAGE level with UID lists in chunks
+    a PACS will take."""
+    if wanted is None:
+        return [identifier("SERIES", base)]
+    return [
+        identifier("IMAGE", {**base, "SOPInstanceUID": wanted[i : i + _UID_CHUNK]})
+        for i in range(0, len(wanted), _UID_CHUNK)
+    ]
 
 
 def _series_keys(study_uid: str, series_uid: str) -> dict[str, str]:

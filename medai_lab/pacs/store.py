@@ -122,19 +122,30 @@ class RetrievalStore:
         state = self.series.get(self.key(series_uid), SeriesState())
         return [u for u in sop_uids if self.key(u) not in state.stored]
 
-    def mark_complete(self, series_uid: str, sop_uids: list[str]) -> None:
-        """Record that every one of ``sop_uids`` is stored; PacsError naming how many are not."""
-        missing = self.missing(series_uid, sop_uids)
-        if missing:
+    def stored_count(self, series_uid: str) -> int:
+        """Instances of the series stored (or refused by the de-identifier) so far."""
+        return len(self.series.get(self.key(series_uid), SeriesState()).stored)
+
+    def mark_complete(self, series_uid: str, sop_uids: list[str] | int) -> None:
+        """Record that every one of ``sop_uids`` is stored; PacsError naming how many are not.
+
+        An ``int`` is the instance count the PACS reported, checked against what was stored.
+        """
+        if isinstance(sop_uids, int):
+            have, want = self.stored_count(series_uid), sop_uids
+        else:
+            want = len(sop_uids)
+            have = want - len(self.missing(series_uid, sop_uids))
+        if have != want:
             raise PacsError(
-                f"series incomplete: {len(sop_uids) - len(missing)} of {len(sop_uids)} "
-                "instances stored; pull again to fetch the rest"
+                f"series incomplete: {have} of {want} instances stored; "
+                "pull again to fetch the rest"
             )
         with self._lock:
             key = self.key(series_uid)
             state = self.series.setdefault(key, SeriesState())
-            state.complete, state.expected = True, len(sop_uids)
-            self._append({"series": key, "complete": True, "expected": len(sop_uids)})
+            state.complete, state.expected = True, want
+            self._append({"series": key, "complete": True, "expected": want})
 
     # --- the sink ------------------------------------------------------------------------
 
@@ -171,8 +182,84 @@ class RetrievalStore:
         return self.out / rel
 
 
+_WANTED = {0x0020000D: 0, 0x0020000E: 1, 0x00080018: 2}  # study, series, SOP instance
+_LONG_VRS = {
+    b"OB",
+    b"OD",
+    b"OF",
+    b"OL",
+    b"OV",
+    b"OW",
+    b"SQ",
+    b"SV",
+    b"UC",
+    b"UN",
+    b"UR",
+    b"UT",
+    b"UV",
+}
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+
+
 def _uids(data: bytes) -> tuple[str, str, str]:
-    """Study, series and SOP Instance UIDs of Part 10 bytes (header only)."""
+    """Study, series and SOP Instance UIDs of Part 10 bytes (header only).
+
+    A byte walk for the common little-endian case (~0.1 ms; pydicom takes ~0.75 ms, a third of
+    a fast pull); pydicom for anything the walk does not handle.
+    """
+    found = _walk_uids(data)
+    if found is None:
+        found = _pydicom_uids(data)
+    if not all(found):
+        raise PacsError("the PACS sent an instance without study/series/SOP instance UIDs")
+    return found
+
+
+def _walk_uids(data: bytes) -> tuple[str, str, str] | None:
+    import struct
+
+    if len(data) < 144 or data[128:132] != b"DICM":
+        return None
+    view, pos, syntax = memoryview(data), 132, ""
+    while pos + 8 <= len(data):  # file meta: group 2, explicit VR little endian
+        group, elem = struct.unpack_from("<HH", view, pos)
+        if group != 2:
+            break
+        vr = bytes(view[pos + 4 : pos + 6])
+        if vr in _LONG_VRS:
+            (length,), head = struct.unpack_from("<I", view, pos + 8), 12
+        else:
+            (length,), head = struct.unpack_from("<H", view, pos + 6), 8
+        if elem == 0x0010:
+            syntax = bytes(view[pos + head : pos + head + length]).rstrip(b"\x00 ").decode()
+        pos += head + length
+    if syntax not in (_EXPLICIT_LE, _IMPLICIT_LE):
+        return None
+    explicit, out = syntax == _EXPLICIT_LE, ["", "", ""]
+    while pos + 8 <= len(data):
+        group, elem = struct.unpack_from("<HH", view, pos)
+        tag = (group << 16) | elem
+        if tag > 0x0020000E:
+            break
+        if explicit:
+            vr = bytes(view[pos + 4 : pos + 6])
+            if vr in _LONG_VRS:
+                (length,), head = struct.unpack_from("<I", view, pos + 8), 12
+            else:
+                (length,), head = struct.unpack_from("<H", view, pos + 6), 8
+        else:
+            (length,), head = struct.unpack_from("<I", view, pos + 4), 8
+        if length == 0xFFFFFFFF:  # undefined length (a sequence): let pydicom walk it
+            return None
+        if tag in _WANTED:
+            value = bytes(view[pos + head : pos + head + length]).rstrip(b"\x00 ")
+            out[_WANTED[tag]] = value.decode("ascii", "replace")
+        pos += head + length
+    return out[0], out[1], out[2]
+
+
+def _pydicom_uids(data: bytes) -> tuple[str, str, str]:
     import pydicom
 
     try:
@@ -183,13 +270,8 @@ def _uids(data: bytes) -> tuple[str, str, str]:
         )
     except Exception as exc:  # pydicom raises many types for broken input
         raise PacsError(f"the PACS sent an unreadable instance: {type(exc).__name__}") from exc
-    uids = tuple(
-        str(ds.get(k, "") or "")
-        for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
-    )
-    if not all(uids):
-        raise PacsError("the PACS sent an instance without study/series/SOP instance UIDs")
-    return uids  # type: ignore[return-value]
+    keys = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+    return tuple(str(ds.get(k, "") or "") for k in keys)  # type: ignore[return-value]
 
 
 def _safe(uid: str) -> str:

@@ -107,3 +107,15 @@ def test_deidentified_store_never_writes_source_identifiers(tmp_path: Path) -> N
     again = RetrievalStore(tmp_path / "out", deid)
     again.mark_complete(ds.SeriesInstanceUID, sops)
     assert RetrievalStore(tmp_path / "out", deid).is_complete(ds.SeriesInstanceUID, 2)
+
+
+@pytest.mark.parametrize(
+    "name", ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "SC_rgb.dcm", "MR2_J2KR.dcm"]
+)
+def test_fast_uid_walk_agrees_with_pydicom(name: str) -> None:
+    from medai_lab.pacs.store import _pydicom_uids, _uids, _walk_uids
+
+    data = Path(get_testdata_file(name)).read_bytes()
+    walked = _walk_uids(data)  # None where a sequence of undefined length comes first
+    assert walked is None or walked == _pydicom_uids(data)
+    assert _uids(data) == _pydicom_uids(data)
