@@ -1,12 +1,13 @@
 """Training throughput on liver phantoms, cpu preset: our template against the plain ways.
 
-Phantoms (default 10 cases of 96x96x64 at 1.5x1.5x2.5 mm: 8 train / 2 validation) are written
+Phantoms (default 12 cases of 96x96x64 at 1.5x1.5x2.5 mm: 10 train, 2 validation) are written
 once into a temporary folder. Every run trains the liver ``cpu`` preset (five-level UNet without
 residual units, 64x64x32 patches, 2 volumes x 2 patches per step, Dice+CE, AdamW) for
 ``--epochs`` epochs; the first epoch is a warm-up and validation is not timed. Throughput is
 patches (samples) per second over the timed epochs, from the start of each epoch (data loading
 included) to the end of its last optimiser step. Each round runs every variant once (order
-reversed on odd rounds); each number is the median over ``--rounds`` rounds.
+reversed on odd rounds); rates are medians over the timed epochs of all ``--rounds`` rounds,
+which keeps an epoch slowed by another process on the machine from moving them much.
 
 1. ``train()`` (Lightning template, ``data.cache=memory``) vs a hand-written PyTorch + MONAI loop:
    same network (``build_network``), transforms (``train_transforms``), CacheDataset, batch
@@ -40,6 +41,24 @@ from typing import Any
 TASK, PRESET = "liver", "cpu"
 
 
+def cpu_mark() -> tuple[float, float, float]:
+    """(machine busy CPU s from /proc/stat, this process's CPU s, wall s); busy NaN off Linux."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            ticks = [int(v) for v in fh.readline().split()[1:9]]
+        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        busy = float("nan")
+    return busy, time.process_time(), time.perf_counter()
+
+
+def others_share(start: tuple[float, float, float]) -> float:
+    """Share of the machine's CPU time other processes used since ``start`` (0 = quiet)."""
+    end = cpu_mark()
+    busy, own, wall = (b - a for a, b in zip(start, end, strict=True))
+    return max(0.0, busy - own) / ((os.cpu_count() or 1) * wall)
+
+
 @dataclass
 class Epoch:
     seconds: float = 0.0  # epoch start (before its first batch is fetched) to last step end
@@ -57,20 +76,7 @@ class Run:
     wall_s: float = 0.0  # the whole call (train(): config, data, fit, evaluation, tracking)
     overhead_s: float = float("nan")  # TrackingCallback.overhead_s
     setup_s: float = 0.0  # hand loop: CacheDataset fill
-
-    def timed(self, warmup: int = 1) -> Epoch:
-        out = Epoch()
-        for e in self.epochs[warmup:]:
-            out.seconds += e.seconds
-            out.compute += e.compute
-            out.samples += e.samples
-            out.steps += e.steps
-        return out
-
-    @property
-    def rate(self) -> float:
-        t = self.timed()
-        return t.samples / t.seconds
+    others: float = float("nan")  # share of the CPU other processes used during the loop
 
 
 def make_clock() -> Any:
@@ -84,6 +90,7 @@ def make_clock() -> Any:
             self.run = Run("")
             self.tracker: Any = None
             self._fit = self._train = self._epoch = self._batch = 0.0
+            self._mark = cpu_mark()
 
         def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
             self._fit = time.perf_counter()
@@ -91,6 +98,7 @@ def make_clock() -> Any:
         def on_train_start(self, trainer: Any, pl_module: Any) -> None:
             self._train = time.perf_counter()
             self.run.start_s = self._train - self._fit
+            self._mark = cpu_mark()
 
         def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
             self.run.epochs.append(Epoch())
@@ -111,6 +119,7 @@ def make_clock() -> Any:
 
         def on_train_end(self, trainer: Any, pl_module: Any) -> None:
             self.run.loop_s = time.perf_counter() - self._train
+            self.run.others = others_share(self._mark)
             self.tracker = TrackingCallback.of(trainer)
 
     return Clock()
@@ -184,7 +193,7 @@ def run_hand_loop(data: Path, epochs: int) -> Run:
     loader = DataLoader(ds, batch_size=int(cfg["data"]["batch_size"]), shuffle=True)
     run = Run("hand loop", setup_s=setup_s)
     net.train()
-    t_loop = time.perf_counter()
+    t_loop, mark = time.perf_counter(), cpu_mark()
     for _ in range(epochs):
         e = Epoch()
         start = time.perf_counter()
@@ -202,6 +211,7 @@ def run_hand_loop(data: Path, epochs: int) -> Run:
             e.steps += 1
         run.epochs.append(e)
     run.loop_s = time.perf_counter() - t_loop
+    run.others = others_share(mark)
     run.wall_s = time.perf_counter() - t0
     return run
 
@@ -234,23 +244,32 @@ def data_pipeline(data: Path, epochs: int) -> dict[str, Any]:
     }
 
 
+def pooled(runs: list[Run], fn: Any) -> float:
+    """Median of ``fn(epoch)`` over the timed epochs of all rounds (robust to noisy epochs)."""
+    return statistics.median(fn(e) for r in runs for e in r.epochs[1:])
+
+
 def median(runs: list[Run], fn: Any) -> float:
     return statistics.median(fn(r) for r in runs)
 
 
+def rate(e: Epoch) -> float:
+    return e.samples / e.seconds
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--cases", type=int, default=10, help="phantoms (80%% train, 20%% validation)")
+    ap.add_argument("--cases", type=int, default=12, help="phantoms (80%% train, 20%% validation)")
     ap.add_argument("--shape", type=int, nargs=3, default=[96, 96, 64])
     ap.add_argument("--spacing", type=float, nargs=3, default=[1.5, 1.5, 2.5])
-    ap.add_argument("--epochs", type=int, default=3, help="per run; the first is not timed")
-    ap.add_argument("--rounds", type=int, default=2, help="runs of every variant")
-    ap.add_argument("--pipeline-epochs", type=int, default=4, help="data pipeline alone")
-    ap.add_argument("--quick", action="store_true", help="about 2 minutes: 6 cases, 1 round")
+    ap.add_argument("--epochs", type=int, default=6, help="per run; the first is not timed")
+    ap.add_argument("--rounds", type=int, default=3, help="runs of every variant")
+    ap.add_argument("--pipeline-epochs", type=int, default=5, help="data pipeline alone")
+    ap.add_argument("--quick", action="store_true", help="about 2 minutes: 8 cases, 1 round")
     ap.add_argument("--workdir", default=None, help="keep phantoms here (default: a temp dir)")
     args = ap.parse_args()
     if args.quick:
-        args.cases, args.epochs, args.rounds, args.pipeline_epochs = 6, 2, 1, 2
+        args.cases, args.epochs, args.rounds, args.pipeline_epochs = 8, 4, 1, 3
     if args.epochs < 2:
         ap.error("--epochs must be at least 2 (the first is a warm-up)")
 
@@ -284,27 +303,30 @@ def main() -> int:
     n_val = min(max(1, round(args.cases * float(d["val_fraction"]))), args.cases - 1)
     per_step = int(d["batch_size"]) * int(d["samples_per_volume"])
     variants = ["template", "hand", "uncached", "tracked"]
+    names = {
+        "template": "template (cache memory)",
+        "hand": "hand-written loop",
+        "uncached": "template, cache none",
+        "tracked": "template, MLflow",
+    }
     runs: dict[str, list[Run]] = {v: [] for v in variants}
     try:
+        # Imports, first-call costs and the MLflow experiment: paid here, not by round 1.
+        first = run_template("warm-up", data, tmp / "runs-warmup", 1, "memory", True)
         for r in range(args.rounds):
             for v in variants if r % 2 == 0 else variants[::-1]:
-                out = tmp / f"runs-{v}-{r}"
                 if v == "hand":
                     run = run_hand_loop(data, args.epochs)
                 else:
-                    name = {"template": "template", "uncached": "template, cache none"}
-                    run = run_template(
-                        name.get(v, "template, tracked"),
-                        data,
-                        out,
-                        args.epochs,
-                        "none" if v == "uncached" else "memory",
-                        v == "tracked",
-                    )
+                    cache = "none" if v == "uncached" else "memory"
+                    out = tmp / f"runs-{v}-{r}"
+                    run = run_template(names[v], data, out, args.epochs, cache, v == "tracked")
+                run.name = names[v]
                 runs[v].append(run)
+                rates = " ".join(f"{rate(e):.1f}" for e in run.epochs[1:])
                 print(
-                    f"  round {r + 1} {run.name:<22} {run.rate:6.2f} samples/s "
-                    f"({run.timed().steps} timed steps)",
+                    f"  round {r + 1} {run.name:<24} samples/s per epoch: {rates}; other "
+                    f"processes used {100 * run.others:.0f}% of the CPU",
                     flush=True,
                 )
         pipe = data_pipeline(data, args.pipeline_epochs)
@@ -321,54 +343,60 @@ def main() -> int:
         f"{d['samples_per_volume']} patches = {per_step} samples/step"
     )
     print(
-        f"{args.epochs} epochs per run (first not timed), median of {args.rounds} rounds; "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; "
-        f"load average {load0[0]:.2f} at start, {load1[0]:.2f} at end"
+        f"{args.epochs} epochs per run (first not timed) x {args.rounds} rounds: medians over "
+        f"the {args.rounds * (args.epochs - 1)} timed epochs; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {os.cpu_count()} cores; load average "
+        f"{load0[0]:.2f} at start, {load1[0]:.2f} at end"
     )
-    print(f"{'run':<24} {'samples/s':>9} {'s/step':>7} {'compute':>8} {'other':>7} {'loop s':>7}")
+    print(
+        f"{'run':<24} {'samples/s':>9} {'s/step':>7} {'compute':>8} {'other':>7} {'loop s':>7} "
+        f"{'busy':>5}"
+    )
     for v in variants:
         rs = runs[v]
-
-        def per_step_s(r: Run, what: str) -> float:
-            t = r.timed()
-            return getattr(t, what) / t.steps
-
-        sec, comp = median(rs, lambda r: per_step_s(r, "seconds")), median(
-            rs, lambda r: per_step_s(r, "compute")
-        )
+        sec = pooled(rs, lambda e: e.seconds / e.steps)
+        comp = pooled(rs, lambda e: e.compute / e.steps)
         print(
-            f"{rs[0].name:<24} {median(rs, lambda r: r.rate):9.3f} {sec:7.3f} {comp:8.3f} "
-            f"{sec - comp:7.3f} {median(rs, lambda r: r.loop_s):7.1f}"
+            f"{rs[0].name:<24} {pooled(rs, rate):9.2f} {sec:7.3f} {comp:8.3f} "
+            f"{pooled(rs, lambda e: (e.seconds - e.compute) / e.steps):7.3f} "
+            f"{median(rs, lambda r: r.loop_s):7.1f} {median(rs, lambda r: r.others):5.0%}"
         )
-    print("  (s/step = compute [forward+loss+backward+step] + other [data loading, framework])")
-
-    template = median(runs["template"], lambda r: r.rate)
-    hand = median(runs["hand"], lambda r: r.rate)
-    uncached = median(runs["uncached"], lambda r: r.rate)
     print(
-        f"data pipeline alone (train loader, no model, median of {args.pipeline_epochs} epochs "
-        f"of {pipe['samples']} samples): memory {pipe['rate']['memory']:.1f} samples/s, none "
-        f"{pipe['rate']['none']:.1f} samples/s; filling the memory cache took "
-        f"{pipe['fill']['memory']:.2f} s"
+        "  s/step = compute (forward, loss, backward, optimiser step) + other (data loading,"
+        " framework); loop s: whole training loop incl. warm-up epoch and validation; busy:"
+        " CPU share other processes on the machine used meanwhile (0% = quiet machine)"
+    )
+
+    template = pooled(runs["template"], rate)
+    hand = pooled(runs["hand"], rate)
+    uncached = pooled(runs["uncached"], rate)
+    print(
+        f"data pipeline alone (the template's train loader, no model; median of "
+        f"{args.pipeline_epochs} epochs of {pipe['samples']} samples): cache memory "
+        f"{pipe['rate']['memory']:.1f} samples/s, none {pipe['rate']['none']:.1f} samples/s; "
+        f"filling the memory cache took {pipe['fill']['memory']:.2f} s"
     )
 
     tracked, plain = runs["tracked"], runs["template"]
     overhead = median(tracked, lambda r: 100 * r.overhead_s / r.loop_s)
     print(
-        f"MLflow ({uri.split('///')[0]}///<tmp>/mlflow.db; creating the store once: "
-        f"{store_s:.2f} s): hooks on the training thread {median(tracked, lambda r: r.overhead_s):.4f}"
-        f" s of a {median(tracked, lambda r: r.loop_s):.1f} s training loop"
+        f"MLflow, SQLite store in a temp dir (creating it: {store_s:.1f} s once; first tracked "
+        f"train() of the process, 1 epoch: {first.wall_s:.1f} s): tracking hooks on the training "
+        f"thread {median(tracked, lambda r: r.overhead_s) * 1000:.0f} ms per run "
+        f"({median(tracked, lambda r: r.overhead_s / len(r.epochs)) * 1000:.1f} ms per epoch) of "
+        f"a {median(tracked, lambda r: r.loop_s):.1f} s training loop"
     )
     print(
-        f"  tracked vs untracked: training loop {median(tracked, lambda r: r.loop_s):.1f} vs "
-        f"{median(plain, lambda r: r.loop_s):.1f} s, steady samples/s "
-        f"{median(tracked, lambda r: r.rate):.3f} vs {template:.3f}, fit start -> train start "
+        f"  tracked vs untracked (medians): samples/s {pooled(tracked, rate):.2f} vs "
+        f"{template:.2f}, training loop {median(tracked, lambda r: r.loop_s):.2f} vs "
+        f"{median(plain, lambda r: r.loop_s):.2f} s, fit start to first epoch "
         f"{median(tracked, lambda r: r.start_s):.2f} vs {median(plain, lambda r: r.start_s):.2f} s,"
         f" whole train() {median(tracked, lambda r: r.wall_s):.1f} vs "
         f"{median(plain, lambda r: r.wall_s):.1f} s"
     )
     print(f"benchmark took {time.perf_counter() - t_start:.0f} s")
-    print(f"RATIO data_pipeline_cached_vs_uncached {pipe['rate']['memory'] / pipe['rate']['none']:.2f}")
+    pipe_ratio = pipe["rate"]["memory"] / pipe["rate"]["none"]
+    print(f"RATIO data_pipeline_cached_vs_uncached {pipe_ratio:.2f}")
     print(f"RATIO cached_vs_uncached {template / uncached:.2f}")
     print(f"RATIO mlflow_overhead_percent {overhead:.3f}")
     print(f"RATIO train_template_vs_hand_loop {template / hand:.2f}")

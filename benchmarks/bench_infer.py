@@ -1,0 +1,233 @@
+"""Sliding-window inference on one preprocessed CT volume: ours vs plain MONAI, exports vs eager.
+
+Network: the liver ``cpu``-preset UNet from ``build_network`` (seeded random weights, eval
+mode); input: a seeded random ``1x1x192x192x128`` float32 volume in [0, 1] (what the CT window
+produces); windows of the preset's patch (64x64x32), overlap and blending from its contract
+(0.25, gaussian). Every variant runs once as a warm-up (its logits are checked against the
+eager ``Predictor``'s), then ``--repeat`` rounds run every variant once each (order reversed on
+odd rounds); times are medians over the rounds.
+
+1. ``Predictor.logits`` (``torch.inference_mode``, the contract's ``sw_batch_size``) vs
+   ``monai.inferers.sliding_window_inference`` called the plain way (``torch.no_grad``, default
+   ``sw_batch_size=1``, same roi, overlap and mode): ``RATIO infer_vs_sliding_window <x>``.
+2. The same ``Predictor`` with the network replaced by its exports from ``export_model``,
+   loaded with ``Predictor.load``: TorchScript as exported (trace + freeze) and ONNX in
+   onnxruntime's default CPU session: ``RATIO torchscript_vs_eager``, ``RATIO onnx_vs_eager``.
+   Other export settings tried (``torch.jit.optimize_for_inference``, onnxruntime session
+   options, larger ``sw_batch_size``, for eager too) print as ``RATIO variant_<name>_vs_eager``.
+
+x = the other side's time over ours (above 1: ours is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+TOL = {"rtol": 1e-3, "atol": 1e-4}  # as export_model's own check
+
+
+def cpu_mark() -> tuple[float, float, float]:
+    """(machine busy CPU s from /proc/stat, this process's CPU s, wall s); busy NaN off Linux."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            ticks = [int(v) for v in fh.readline().split()[1:9]]
+        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        busy = float("nan")
+    return busy, time.process_time(), time.perf_counter()
+
+
+def ort_runner(path: Path, **options: Any) -> Callable[[Any], Any]:
+    """Like ``load_exported``'s ONNX runner, with session options set (``config.<key>``)."""
+    import onnxruntime as ort
+    import torch
+
+    so = ort.SessionOptions()
+    for key, value in options.items():
+        if key.startswith("config."):
+            so.add_session_config_entry(key[len("config.") :], str(value))
+        else:
+            setattr(so, key, value)
+    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+    def run(x: Any) -> Any:
+        (y,) = session.run(None, {"image": x.detach().cpu().numpy().astype("float32")})
+        return torch.from_numpy(y)
+
+    return run
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--shape", type=int, nargs=3, default=[192, 192, 128])
+    ap.add_argument("--repeat", type=int, default=5, help="timed rounds (median)")
+    ap.add_argument(
+        "--sw-batch", type=int, nargs="*", default=[8, 16], help="larger sw_batch_size to try"
+    )
+    ap.add_argument("--quick", action="store_true", help="3 rounds, fewer variants")
+    args = ap.parse_args()
+    if args.quick:
+        args.repeat, args.sw_batch = 3, [16]
+    warnings.filterwarnings("ignore")
+    t_start = time.perf_counter()
+    load0 = os.getloadavg()
+
+    import onnxruntime as ort
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    from medai_lab.export import export_model
+    from medai_lab.inference import Predictor
+    from medai_lab.tasks.config import compose
+    from medai_lab.tasks.module import build_network, export_contract
+
+    cfg = compose("liver", "cpu")
+    contract = export_contract(cfg)
+    torch.manual_seed(int(cfg["seed"]))
+    n_classes = max(int(k) for k in cfg["task"]["labels"]) + 1
+    net = build_network(cfg["model"], 1, n_classes).eval()
+    x = torch.rand(1, 1, *args.shape, generator=torch.Generator().manual_seed(0))
+    inf = contract["inference"]
+    roi, overlap, mode = contract["patch_size"], float(inf["overlap"]), str(inf["mode"])
+    sw = int(inf["sw_batch_size"])
+
+    def plain() -> Any:
+        with torch.no_grad():
+            return sliding_window_inference(x, roi, 1, net, overlap=overlap, mode=mode)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-infer-"))
+    # one folder per format, as train(export=...) does: both sidecars are named model.json
+    ts_path, onnx_path = tmp / "torchscript" / "model.ts", tmp / "onnx" / "model.onnx"
+    try:
+        t0 = time.perf_counter()
+        export_model(net, contract, ts_path, "torchscript")
+        ts_export_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        export_model(net, contract, onnx_path, "onnx")
+        onnx_export_s = time.perf_counter() - t0
+
+        eager = Predictor(net, contract)
+        ts = Predictor.load(ts_path)
+        onnx = Predictor.load(onnx_path)
+        ts_opt = torch.jit.optimize_for_inference(ts.network)
+        cores = os.cpu_count() or 1
+        onnx_opts = {  # name -> (description, session options)
+            "onnx_nospin": (
+                f"{cores} intra-op threads, no spinning",
+                {"intra_op_num_threads": cores, "config.session.intra_op.allow_spinning": "0"},
+            ),
+            "onnx_graph_basic": (
+                "graph optimisation BASIC (default ALL)",
+                {"graph_optimization_level": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC},
+            ),
+        }
+        # name -> (description, predictor); "plain" is the plain MONAI call
+        variants: dict[str, tuple[str, Any]] = {
+            "plain": ("plain sliding_window_inference (no_grad, sw_batch 1)", None),
+            "eager": (f"Predictor.logits, eager (sw_batch {sw})", eager),
+            "torchscript": (
+                f"Predictor, TorchScript as exported: trace+freeze (sw_batch {sw})",
+                ts,
+            ),
+            "onnx": (
+                f"Predictor, ONNX as exported: onnxruntime defaults (sw_batch {sw})",
+                onnx,
+            ),
+            "torchscript_optimized": (
+                f"  TorchScript + torch.jit.optimize_for_inference (sw_batch {sw})",
+                Predictor(ts_opt, contract),
+            ),
+        }
+        for name, (desc, options) in onnx_opts.items():
+            runner = ort_runner(onnx_path, **options)
+            variants[name] = (f"  ONNX, {desc} (sw_batch {sw})", Predictor(runner, contract))
+        for n in args.sw_batch:
+            variants[f"eager_sw{n}"] = (
+                f"  eager, sw_batch {n}",
+                Predictor(net, contract, sw_batch_size=n),
+            )
+            variants[f"torchscript_optimized_sw{n}"] = (
+                f"  TorchScript + optimize_for_inference, sw_batch {n}",
+                Predictor(ts_opt, contract, sw_batch_size=n),
+            )
+            variants[f"onnx_sw{n}"] = (
+                f"  ONNX defaults, sw_batch {n}",
+                Predictor(onnx.network, contract, sw_batch_size=n),
+            )
+        calls = {k: (plain if p is None else _logits(p, x)) for k, (_, p) in variants.items()}
+
+        # warm-up, and every variant's logits against the eager Predictor's
+        ref = calls["eager"]()
+        checks: dict[str, tuple[float, bool]] = {}
+        for name, fn in calls.items():
+            out = ref if name == "eager" else fn()
+            diff = float((out - ref).abs().max())
+            checks[name] = (diff, bool(torch.allclose(out, ref, **TOL)))
+            del out
+        times: dict[str, list[float]] = {k: [] for k in calls}
+        others: dict[str, float] = dict.fromkeys(calls, 0.0)  # CPU s other processes used
+        order = list(calls)
+        for r in range(args.repeat):
+            for name in order if r % 2 == 0 else order[::-1]:
+                start = cpu_mark()
+                calls[name]()
+                busy, own, wall = (b - a for a, b in zip(start, cpu_mark(), strict=True))
+                times[name].append(wall)
+                others[name] += max(0.0, busy - own)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    load1 = os.getloadavg()
+
+    med = {k: statistics.median(v) for k, v in times.items()}
+    m = cfg["model"]
+    print(
+        f"volume 1x1x{'x'.join(map(str, args.shape))} float32; liver cpu preset {m['name']} "
+        f"{m['channels']} (random weights), roi {'x'.join(map(str, roi))}, overlap {overlap}, "
+        f"{mode}; torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime "
+        f"{ort.__version__}, {cores} cores"
+    )
+    print(
+        f"median of {args.repeat} rounds after a warm-up; load average {load0[0]:.2f} at start, "
+        f"{load1[0]:.2f} at end; export took {ts_export_s:.1f} s (TorchScript), "
+        f"{onnx_export_s:.1f} s (ONNX)"
+    )
+    print(f"{'variant':<62} {'s':>6} {'vs eager':>8} {'max|diff|':>9} allclose  busy")
+    for name, (desc, _) in variants.items():
+        diff, ok = checks[name]
+        busy = others[name] / (cores * sum(times[name]))
+        print(
+            f"{desc:<62} {med[name]:6.2f} {med['eager'] / med[name]:8.2f} {diff:9.1e} "
+            f"{'yes' if ok else 'NO':>8} {busy:5.0%}"
+        )
+    print(
+        f"  allclose: rtol {TOL['rtol']}, atol {TOL['atol']} against the eager Predictor; busy: "
+        "CPU share other processes used while it was timed (0% = quiet machine)"
+    )
+    print(f"benchmark took {time.perf_counter() - t_start:.0f} s")
+    for name in variants:
+        if name not in ("plain", "eager", "torchscript", "onnx"):
+            slug = re.sub(r"\W+", "_", name)
+            print(f"RATIO variant_{slug}_vs_eager {med['eager'] / med[name]:.2f}")
+    print(f"RATIO onnx_vs_eager {med['eager'] / med['onnx']:.2f}")
+    print(f"RATIO torchscript_vs_eager {med['eager'] / med['torchscript']:.2f}")
+    print(f"RATIO infer_vs_sliding_window {med['plain'] / med['eager']:.2f}")
+    return 0
+
+
+def _logits(predictor: Any, x: Any) -> Callable[[], Any]:
+    return lambda: predictor.logits(x)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
