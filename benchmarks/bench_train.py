@@ -21,6 +21,10 @@ which keeps an epoch slowed by another process on the machine from moving them m
    on the training thread) over the fit's training-loop time, in percent. The wall-clock
    differences tracked vs untracked (training loop, run start, whole ``train()`` call) are
    printed too.
+
+Diagnostic row: the template with ``torch.utils.deterministic.fill_uninitialized_memory``
+off (``RATIO variant_template_nofill_vs_hand_loop``), to show what the NaN fill that comes with
+``trainer.deterministic: true`` costs.
 """
 
 from __future__ import annotations
@@ -125,26 +129,41 @@ def make_clock() -> Any:
     return Clock()
 
 
-def run_template(name: str, data: Path, out: Path, epochs: int, cache: str, track: bool) -> Run:
+def run_template(
+    name: str, data: Path, out: Path, epochs: int, cache: str, track: bool, fill: bool = True
+) -> Run:
+    """``train()`` as a user calls it; ``fill=False``: without the NaN fill of new tensors.
+
+    ``trainer.deterministic: true`` makes Lightning call ``torch.use_deterministic_algorithms``,
+    which by default also fills every new uninitialised tensor with NaN
+    (``torch.utils.deterministic.fill_uninitialized_memory``); results stay deterministic without.
+    """
+    import torch.utils.deterministic as tud
+
     from medai_lab.tasks.runner import train
 
     clock = make_clock()
+    old_fill = tud.fill_uninitialized_memory
+    tud.fill_uninitialized_memory = fill
     overrides = [
         f"trainer.max_epochs={epochs}",
         f"trainer.check_val_every_n_epoch={epochs}",  # validate once, after the last epoch
         f"data.cache={cache}",
     ]
     t0 = time.perf_counter()
-    train(
-        TASK,
-        PRESET,
-        data,
-        overrides,
-        out_dir=out,
-        progress=False,
-        callbacks=[clock],
-        track="bench" if track else False,
-    )
+    try:
+        train(
+            TASK,
+            PRESET,
+            data,
+            overrides,
+            out_dir=out,
+            progress=False,
+            callbacks=[clock],
+            track="bench" if track else False,
+        )
+    finally:
+        tud.fill_uninitialized_memory = old_fill
     run = clock.run
     run.name, run.wall_s = name, time.perf_counter() - t0
     if clock.tracker is not None:
@@ -262,14 +281,14 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=12, help="phantoms (80%% train, 20%% validation)")
     ap.add_argument("--shape", type=int, nargs=3, default=[96, 96, 64])
     ap.add_argument("--spacing", type=float, nargs=3, default=[1.5, 1.5, 2.5])
-    ap.add_argument("--epochs", type=int, default=6, help="per run; the first is not timed")
-    ap.add_argument("--rounds", type=int, default=3, help="runs of every variant")
+    ap.add_argument("--epochs", type=int, default=8, help="per run; the first is not timed")
+    ap.add_argument("--rounds", type=int, default=4, help="runs of every variant")
     ap.add_argument("--pipeline-epochs", type=int, default=5, help="data pipeline alone")
-    ap.add_argument("--quick", action="store_true", help="about 2 minutes: 8 cases, 1 round")
+    ap.add_argument("--quick", action="store_true", help="about 2 minutes: 8 cases, 2 rounds")
     ap.add_argument("--workdir", default=None, help="keep phantoms here (default: a temp dir)")
     args = ap.parse_args()
     if args.quick:
-        args.cases, args.epochs, args.rounds, args.pipeline_epochs = 8, 4, 1, 3
+        args.cases, args.epochs, args.rounds, args.pipeline_epochs = 8, 4, 2, 3
     if args.epochs < 2:
         ap.error("--epochs must be at least 2 (the first is a warm-up)")
 
@@ -302,12 +321,13 @@ def main() -> int:
     d = cfg["data"]
     n_val = min(max(1, round(args.cases * float(d["val_fraction"]))), args.cases - 1)
     per_step = int(d["batch_size"]) * int(d["samples_per_volume"])
-    variants = ["template", "hand", "uncached", "tracked"]
+    variants = ["template", "hand", "uncached", "tracked", "nofill"]
     names = {
         "template": "template (cache memory)",
         "hand": "hand-written loop",
         "uncached": "template, cache none",
         "tracked": "template, MLflow",
+        "nofill": "template, no NaN fill",
     }
     runs: dict[str, list[Run]] = {v: [] for v in variants}
     try:
@@ -320,7 +340,9 @@ def main() -> int:
                 else:
                     cache = "none" if v == "uncached" else "memory"
                     out = tmp / f"runs-{v}-{r}"
-                    run = run_template(names[v], data, out, args.epochs, cache, v == "tracked")
+                    run = run_template(
+                        names[v], data, out, args.epochs, cache, v == "tracked", v != "nofill"
+                    )
                 run.name = names[v]
                 runs[v].append(run)
                 rates = " ".join(f"{rate(e):.1f}" for e in run.epochs[1:])
@@ -399,6 +421,8 @@ def main() -> int:
     print(f"RATIO data_pipeline_cached_vs_uncached {pipe_ratio:.2f}")
     print(f"RATIO cached_vs_uncached {template / uncached:.2f}")
     print(f"RATIO mlflow_overhead_percent {overhead:.3f}")
+    nofill = pooled(runs["nofill"], rate) / hand
+    print(f"RATIO variant_template_nofill_vs_hand_loop {nofill:.2f}")
     print(f"RATIO train_template_vs_hand_loop {template / hand:.2f}")
     return 0
 
