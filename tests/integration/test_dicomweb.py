@@ -340,9 +340,11 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A local HTTPS server with a self-signed certificate for 127.0.0.1: (url, cert)."""
     import ssl
 
+    from conftest import missing_component  # tests/conftest.py: fails under CI=true
+
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("openssl is not available")
+        missing_component("openssl (Debian package openssl)")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
         [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
