@@ -30,6 +30,15 @@ def orthanc_exe() -> str:
 
 
 @pytest.fixture(scope="session")
+def openssl() -> str:
+    """The openssl executable (self-signed certificates for TLS tests)."""
+    exe = shutil.which("openssl")
+    if exe is None:
+        missing_component("openssl (Debian package openssl)")
+    return exe
+
+
+@pytest.fixture(scope="session")
 def _orthanc_reaper() -> Iterator[list[OrthancServer]]:
     """Servers whose teardown only sent SIGTERM; waited for (bounded) at the end of the session."""
     servers: list[OrthancServer] = []

@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.server
 import io
 import logging
-import shutil
 import subprocess
 import threading
 import time
@@ -336,15 +335,10 @@ def test_retries_only_transient_answers() -> None:
 
 
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def tls_server(tmp_path: Path, openssl: str) -> Iterator[tuple[str, Path]]:
     """A local HTTPS server with a self-signed certificate for 127.0.0.1: (url, cert)."""
     import ssl
 
-    from conftest import missing_component  # tests/conftest.py: fails under CI=true
-
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        missing_component("openssl (Debian package openssl)")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
         [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
