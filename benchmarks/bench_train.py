@@ -43,45 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _quiet import Quiet, cpu_mark, others_share
+
 TASK, PRESET = "liver", "cpu"
 BUSY_LIMIT = 0.1  # epochs during which other processes used more of the CPU are left out
-
-
-def cpu_mark() -> tuple[float, float, float]:
-    """(machine busy CPU s from /proc/stat, this process's CPU s, wall s); busy NaN off Linux."""
-    try:
-        with open("/proc/stat", encoding="ascii") as fh:
-            ticks = [int(v) for v in fh.readline().split()[1:9]]
-        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError):
-        busy = float("nan")
-    return busy, time.process_time(), time.perf_counter()
-
-
-def others_share(start: tuple[float, float, float]) -> float:
-    """Share of the machine's CPU time other processes used since ``start`` (0 = quiet)."""
-    end = cpu_mark()
-    busy, own, wall = (b - a for a, b in zip(start, end, strict=True))
-    return max(0.0, busy - own) / ((os.cpu_count() or 1) * wall)
-
-
-class Quiet:
-    """Waits (within a total budget) until other processes leave the CPU alone.
-
-    The runs use both cores; another process taking one of them stalls every parallel op
-    (threads wait for each other), several times beyond its own share.
-    """
-
-    def __init__(self, limit: float, budget_s: float) -> None:
-        self.limit, self.budget_s, self.waited_s = limit, budget_s, 0.0
-
-    def wait(self) -> None:
-        while self.waited_s < self.budget_s:
-            mark = cpu_mark()
-            time.sleep(0.3)
-            self.waited_s += 0.3
-            if others_share(mark) <= self.limit:  # 0 where /proc/stat is missing
-                return
 
 
 @dataclass
