@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from medai_lab.pacs import redact
 from medai_lab.pacs.auth import Auth
 from medai_lab.pacs.base import Sink, StoreReport
 from medai_lab.pacs.query import LEVELS, RETURN_KEYS, PacsError, QueryFilter
@@ -75,6 +76,7 @@ class DicomWebClient:
         self.verify = str(Path(verify).expanduser()) if isinstance(verify, str) else verify
         self.timeout, self.retries, self.backoff = float(timeout), max(0, retries), backoff
         self.workers = max(1, workers)
+        redact.install()  # urllib3's DEBUG request lines would carry the query (names, IDs)
         if auth and parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "::1"):
             log.warning("credentials will travel unencrypted (http://) to %s", netloc)
 

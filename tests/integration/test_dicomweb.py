@@ -392,3 +392,18 @@ def test_to_part10_wraps_a_bare_data_set_without_touching_it() -> None:
     assert to_part10(raw[128:]) == raw  # only the preamble missing
     with pytest.raises(PacsError, match="not a DICOM data set"):
         to_part10(b"\x00" * 10)
+
+
+def test_debug_logging_never_shows_the_query(
+    orthanc: OrthancServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """urllib3 logs each request line at DEBUG: the patient name in a QIDO query must not."""
+    name, pid = "Tracer^Loggable", "LOGPID-4711"
+    with caplog.at_level(logging.DEBUG):
+        c = client(orthanc)
+        assert c.query(QueryFilter(patient_name=name, patient_id=pid)) == []
+        assert c.query(QueryFilter(patient_id=pid), "SERIES") == []
+    request_lines = [r for r in caplog.records if r.name.startswith("urllib3")]
+    assert any("/studies?<redacted>" in r.getMessage() for r in request_lines)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Tracer" not in text and "Loggable" not in text and pid not in text

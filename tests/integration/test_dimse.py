@@ -225,3 +225,34 @@ def test_store_reports_unsendable_files(orthanc: OrthancServer, tmp_path: Path) 
     assert "not a DICOM Part 10 file" in report.failed[str(junk)]
     assert str(tmp_path / "missing.dcm") in report.failed
     assert orthanc.instance_count() == 0
+
+
+def test_c_get_over_several_associations(
+    orthanc: OrthancServer, ct_series: tuple[str, str, list], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shares fetched over parallel associations add up to the series, each instance once."""
+    import medai_lab.pacs.dimse as dimse_module
+
+    monkeypatch.setattr(dimse_module, "_MIN_SHARE", 2)  # six instances -> three associations
+    study, series, sops = ct_series
+    shares: list[set[str]] = []  # the SOP UIDs each association asked for
+    real_get = DimseClient._get
+
+    def counting_get(self, identifiers, receiver, classes):  # type: ignore[no-untyped-def]
+        uids = set()
+        for ds in identifiers:
+            value = ds.get("SOPInstanceUID", [])
+            uids.update([value] if isinstance(value, str) else value)
+        shares.append(uids)
+        return real_get(self, identifiers, receiver, classes)
+
+    monkeypatch.setattr(DimseClient, "_get", counting_get)
+    sink = Collect()
+    assert client(orthanc, associations=3).retrieve(study, series, None, sink) == len(sops)
+    assert sink.got.keys() == set(sops)
+    assert len(shares) == 3 and set().union(*shares) == set(sops)
+    assert sum(map(len, shares)) == len(sops)  # disjoint parts
+    shares.clear()
+    sink = Collect()
+    assert client(orthanc, associations=3).retrieve(study, series, sops[:4], sink) == 4
+    assert sink.got.keys() == set(sops[:4]) and len(shares) == 2
