@@ -13,7 +13,14 @@ STAMP := $(VENV)/.medai-installed
 
 .PHONY: install demo test lint format bench lock clean
 
-install: $(STAMP)
+# The notebook viewer's ES module, bundled from TypeScript with npm + esbuild (offline at run time).
+WIDGET_DIR := medai_lab/widgets/js
+WIDGET_JS := medai_lab/widgets/static/viewer.js
+
+install: $(STAMP) $(WIDGET_JS)
+
+$(WIDGET_JS): $(WIDGET_DIR)/package-lock.json medai_lab/widgets/data/presets.json $(shell find $(WIDGET_DIR)/src -type f 2>/dev/null)
+	cd $(WIDGET_DIR) && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
 # Re-sync only when the lock or the package metadata changed: a second `make install` is instant.
 $(STAMP): $(LOCK) pyproject.toml
@@ -49,4 +56,4 @@ lock: install
 	  --python-platform x86_64-manylinux_2_28 -o environments/requirements-cuda.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache build dist
+	rm -rf $(VENV) .pytest_cache build dist $(WIDGET_DIR)/node_modules $(WIDGET_JS)

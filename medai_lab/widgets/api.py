@@ -1,0 +1,97 @@
+"""``view()``: one call from anything image-like to the notebook viewer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medai_lab.errors import MedaiError
+from medai_lab.widgets.adapters import same_grid, to_volume
+from medai_lab.widgets.labels import names_beside, read_label_names
+from medai_lab.widgets.scene import Scene
+
+
+def scene_of(
+    image: Any,
+    labels: Any = None,
+    prediction: Any = None,
+    *,
+    label_names: Any = None,
+    spacing: Any = None,
+    affine: Any = None,
+    title: str = "",
+) -> Scene:
+    """Load and reorient image, labels and prediction (RAS+) into a :class:`Scene`."""
+    vol = to_volume(image, spacing=spacing, affine=affine)
+    ras = vol.to_ras()
+    overlays = {}
+    for name, obj in (("labels", labels), ("prediction", prediction)):
+        if obj is not None:
+            other = to_volume(
+                obj, spacing=spacing, affine=affine if affine is not None else vol.affine, name=name
+            )
+            overlays[name] = same_grid(vol, other, name).array
+    names = read_label_names(label_names) if label_names is not None else (
+        names_beside(labels) or names_beside(prediction))  # fmt: skip
+    return Scene(ras, overlays.get("labels"), overlays.get("prediction"), names, title)
+
+
+def view(
+    image: Any,
+    labels: Any = None,
+    prediction: Any = None,
+    preset: str = "auto",
+    *,
+    label_names: Any = None,
+    spacing: Any = None,
+    affine: Any = None,
+    layout: str = "three",
+    convention: str = "radiological",
+    backend: str = "medai",
+    **traits: Any,
+) -> Any:
+    """Show a 3-D image with optional label and prediction overlays.
+
+    Parameters
+    ----------
+    image, labels, prediction
+        A ``Volume``, NumPy array (with ``spacing`` or ``affine``), nibabel image, MONAI
+        MetaTensor, SimpleITK image, or a path to a NIfTI file / DICOM folder. Overlays must lie
+        on the image's grid (any orientation).
+    preset
+        "auto" (soft tissue for CT, percentiles otherwise), "lung", "mediastinum", "liver",
+        "bone".
+    label_names
+        ``{value: name}`` or a labels.json / dataset.json path (default: one beside ``labels``).
+    backend
+        "medai" (this viewer) or "itkwidgets".
+    """
+    if backend == "itkwidgets":
+        from medai_lab.widgets.itk_backend import view_itk
+
+        return view_itk(image, labels, spacing=spacing, affine=affine)
+    if backend != "medai":
+        raise MedaiError(f"unknown backend {backend!r}: medai or itkwidgets")
+    viewer_cls = _viewer_class()
+    scene = scene_of(image, labels, prediction, label_names=label_names, spacing=spacing,
+                     affine=affine, title=_title(image))  # fmt: skip
+    return viewer_cls(scene, preset=preset, layout=layout, convention=convention, **traits)
+
+
+def _viewer_class() -> type:
+    try:
+        from medai_lab.widgets.viewer import BUNDLE, Viewer
+    except ImportError as exc:
+        raise MedaiError(f"the viewer needs the lab extra ({exc.name} is missing): "
+                         "pip install 'medai-lab[lab]'") from None  # fmt: skip
+    if not BUNDLE.is_file():
+        raise MedaiError(f"the viewer's JavaScript bundle is missing ({BUNDLE}): run "
+                         "`make install` (it builds it with npm) or install the wheel")  # fmt: skip
+    return Viewer
+
+
+def _title(image: Any) -> str:
+    from pathlib import Path
+
+    if isinstance(image, (str, Path)):
+        return Path(image).name
+    return type(image).__name__

@@ -1,0 +1,10 @@
+// anywidget entry point.
+import type { AnyModel } from "./types";
+import { Viewer } from "./viewer";
+
+export default {
+  render({ model, el }: { model: AnyModel; el: HTMLElement }) {
+    const v = new Viewer(model, el);
+    return () => v.destroy();
+  },
+};

@@ -1,0 +1,108 @@
+// Toolbar, legend, info line and progress bar (plain DOM, no framework).
+import { PRESET_NAMES } from "./windowing";
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls = "", parent?: HTMLElement, text?: string): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+function select(parent: HTMLElement, title: string, options: [string, string][]): HTMLSelectElement {
+  const s = el("select", "", parent);
+  s.title = title;
+  for (const [v, t] of options) {
+    const o = el("option", "", s, t);
+    o.value = v;
+  }
+  return s;
+}
+
+export interface Controls {
+  toolbar: HTMLDivElement;
+  title: HTMLSpanElement;
+  presets: Record<string, HTMLButtonElement>;
+  wl: HTMLSpanElement;
+  layout: HTMLSelectElement;
+  convention: HTMLSelectElement;
+  overlay: HTMLSelectElement;
+  opacity: HTMLInputElement;
+  outline: HTMLInputElement;
+  show3d: HTMLInputElement;
+  ptext: HTMLSpanElement;
+  body: HTMLDivElement;
+  grid: HTMLDivElement;
+  side: HTMLDivElement;
+  legend: HTMLDivElement;
+  info: HTMLDivElement;
+  progress: HTMLDivElement;
+  bar: HTMLDivElement;
+}
+
+export function buildControls(root: HTMLElement): Controls {
+  const toolbar = el("div", "mv-toolbar", root);
+  const title = el("span", "mv-title", toolbar);
+  const pg = el("div", "mv-group", toolbar);
+  const presets: Record<string, HTMLButtonElement> = {};
+  for (const p of PRESET_NAMES) {
+    const b = el("button", "", pg, p === "mediastinum" ? "mediast." : p);
+    b.type = "button";
+    b.dataset.preset = p;
+    b.title = `window preset: ${p}`;
+    presets[p] = b;
+  }
+  const wl = el("span", "mv-wl", toolbar);
+  wl.title = "window width / level (right-drag on an image to adjust)";
+  const layout = select(toolbar, "layout", [["three", "3 planes + 3D"], ["axial", "axial"], ["coronal", "coronal"], ["sagittal", "sagittal"]]);
+  const convention = select(toolbar, "display convention", [["radiological", "radiological"], ["neurological", "neurological"]]);
+  const overlay = select(toolbar, "overlay", [["labels", "labels"], ["prediction", "prediction"], ["compare", "compare TP/FP/FN"], ["none", "no overlay"]]);
+  const ol = el("label", "", toolbar, "opacity");
+  const opacity = el("input", "", ol);
+  opacity.type = "range"; opacity.min = "0"; opacity.max = "1"; opacity.step = "0.05";
+  opacity.style.width = "70px";
+  const ll = el("label", "", toolbar);
+  const outline = el("input", "", ll);
+  outline.type = "checkbox";
+  ll.appendChild(document.createTextNode("outline"));
+  const l3 = el("label", "", toolbar);
+  const show3d = el("input", "", l3);
+  show3d.type = "checkbox";
+  l3.appendChild(document.createTextNode("3D"));
+  const ptext = el("span", "mv-ptext", toolbar);
+
+  const body = el("div", "mv-body", root);
+  const grid = el("div", "mv-grid", body);
+  const side = el("div", "mv-side", body);
+  el("h4", "", side, "Overlay");
+  const legend = el("div", "", side);
+  const info = el("div", "mv-info", root, "Click an image to inspect a voxel.");
+  const progress = el("div", "mv-progress", root);
+  const bar = el("div", "", progress);
+  return { toolbar, title, presets, wl, layout, convention, overlay, opacity, outline, show3d, ptext, body, grid, side, legend, info, progress, bar };
+}
+
+export interface LegendItem { value: number; name: string; color: [number, number, number]; hidden: boolean; toggle: boolean }
+
+/** (Re)build the legend: checkbox per label (toggles hidden_labels), or the compare key. */
+export function renderLegend(box: HTMLElement, items: LegendItem[], onToggle: (value: number, visible: boolean) => void): void {
+  box.textContent = "";
+  if (!items.length) {
+    el("div", "mv-leg", box, "none");
+    return;
+  }
+  for (const it of items) {
+    const row = el("label", "mv-leg", box);
+    row.title = `${it.name} (${it.value})`;
+    if (it.toggle) {
+      const cb = el("input", "", row);
+      cb.type = "checkbox";
+      cb.checked = !it.hidden;
+      cb.dataset.label = String(it.value);
+      cb.addEventListener("change", () => onToggle(it.value, cb.checked));
+    }
+    const sw = el("span", "mv-sw", row);
+    sw.style.background = `rgb(${it.color.join(",")})`;
+    el("span", "", row, it.name);
+  }
+}

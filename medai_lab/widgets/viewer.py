@@ -1,0 +1,123 @@
+"""The anywidget viewer: traits mirror PROTOCOL.md; volumes stream on the front end's request."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets as t
+
+from medai_lab.widgets import transport
+from medai_lab.widgets.labels import window_presets
+from medai_lab.widgets.render import colour_lut as colour_lut_table
+from medai_lab.widgets.scene import Scene
+
+BUNDLE = Path(__file__).with_name("static") / "viewer.js"
+
+
+class Viewer(anywidget.AnyWidget):
+    """Three planes and 3D of one image with label / prediction overlays, sliced in the browser."""
+
+    _esm = BUNDLE
+    meta = t.Dict().tag(sync=True)
+    window = t.List(t.Float(), default_value=[400.0, 50.0]).tag(sync=True)
+    preset = t.Unicode("auto").tag(sync=True)
+    cursor = t.List(t.Int(), default_value=[0, 0, 0]).tag(sync=True)
+    layout = t.Enum(["three", "axial", "coronal", "sagittal"], "three").tag(sync=True)
+    convention = t.Enum(["radiological", "neurological"], "radiological").tag(sync=True)
+    overlay_mode = t.Enum(["labels", "prediction", "compare", "none"], "labels").tag(sync=True)
+    opacity = t.Float(0.5, min=0.0, max=1.0).tag(sync=True)
+    outline = t.Bool(False).tag(sync=True)
+    hidden_labels = t.List(t.Int()).tag(sync=True)
+    show_3d = t.Bool(True).tag(sync=True)
+    status = t.Dict().tag(sync=True)
+
+    def __init__(self, scene: Scene, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._lock = threading.Lock()
+        self.bytes_sent = 0
+        self.on_msg(self._on_message)
+        self.scene = scene
+        self._show(scene, kwargs)
+
+    def update(self, scene: Scene, **kwargs: Any) -> None:
+        """Show another image (a case browser moves on); open views reload."""
+        self.scene = scene
+        self._show(scene, kwargs)
+        self._stream_async()
+
+    def _show(self, scene: Scene, kwargs: dict[str, Any]) -> None:
+        preset, window = (kwargs.get("preset") or self.preset), None
+        if preset == "auto":
+            preset, window = scene.auto_window()
+        elif preset in window_presets():
+            window = window_presets()[preset]
+        elif preset != "custom":
+            raise ValueError(
+                f"unknown preset {preset!r}: auto, custom, {', '.join(window_presets())}"
+            )
+        with self.hold_sync():
+            self.meta = scene.meta()
+            self.preset = preset
+            if window is not None and "window" not in kwargs:
+                self.window = [float(window[0]), float(window[1])]
+            if "cursor" not in kwargs:
+                self.cursor = scene.start_cursor()
+            if "overlay_mode" not in kwargs:
+                modes = {n for n in self.meta["volumes"]}
+                self.overlay_mode = ("compare" if {"labels", "prediction"} <= modes else
+                                     "prediction" if "prediction" in modes else
+                                     "labels" if "labels" in modes else "none")  # fmt: skip
+
+    @t.observe("preset")
+    def _preset_changed(self, change: dict[str, Any]) -> None:
+        presets = window_presets()
+        if change["new"] in presets:
+            self.window = list(presets[change["new"]])
+        elif change["new"] == "auto" and hasattr(self, "scene"):
+            self.window = list(self.scene.auto_window()[1])
+
+    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list[Any]) -> None:
+        if isinstance(content, dict) and content.get("type") == "ready":
+            self._stream_async()
+
+    def _stream_async(self) -> None:
+        # A thread keeps the kernel free while big volumes compress (ipykernel's iopub is
+        # thread-safe); the lock keeps two streams from interleaving.
+        threading.Thread(target=self.stream, name="medai-viewer-stream", daemon=True).start()
+
+    def stream(self, send: transport.Send | None = None) -> int:
+        """Send every volume of the current scene; returns compressed bytes sent."""
+        send = send or (lambda content, buffers: self.send(content, buffers))
+        with self._lock:
+            sent = transport.stream(self.scene.levels(), send)
+            self.bytes_sent += sent
+            return sent
+
+    def png(self, dpi: int = 80) -> bytes:
+        """The three planes through the cursor with overlays (as the static fallback shows)."""
+        from medai_lab.widgets.render import three_planes_png
+
+        s = self.scene
+        mode = self.overlay_mode
+        labels = {"labels": s.labels, "prediction": s.prediction, "compare": s.prediction}.get(mode)
+        truth = s.labels if mode == "compare" else None
+        return three_planes_png(
+            s.image.array, s.image.spacing, tuple(self.cursor), tuple(self.window),  # type: ignore[arg-type]
+            labels=labels, truth=truth,
+            lut=colour_lut_table(self.meta["labels"], set(self.hidden_labels)),
+            opacity=self.opacity, convention=self.convention, dpi=dpi,
+        )  # fmt: skip
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            try:
+                data["image/png"] = base64.b64encode(self.png()).decode("ascii")
+            except Exception as exc:  # the live widget still works; say why the picture is missing
+                data["text/plain"] = f"{data.get('text/plain', '')} (no static image: {exc})"
+        return bundle
