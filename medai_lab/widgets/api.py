@@ -74,7 +74,7 @@ def view(
     viewer_cls = _viewer_class()
     scene = scene_of(image, labels, prediction, label_names=label_names, spacing=spacing,
                      affine=affine, title=_title(image))  # fmt: skip
-    return viewer_cls(scene, preset=preset, layout=layout, convention=convention, **traits)
+    return viewer_cls(scene, preset=preset, pane_layout=layout, convention=convention, **traits)
 
 
 def _viewer_class() -> type:

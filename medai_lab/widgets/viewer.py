@@ -16,6 +16,9 @@ from medai_lab.widgets.render import colour_lut as colour_lut_table
 from medai_lab.widgets.scene import Scene
 
 BUNDLE = Path(__file__).with_name("static") / "viewer.js"
+# Traits the browser writes too: no echo, or an echo of an older cursor arriving after newer key
+# presses were made locally would pull the slice back.
+BROWSER = {"sync": True, "echo_update": False}
 
 
 class Viewer(anywidget.AnyWidget):
@@ -23,17 +26,18 @@ class Viewer(anywidget.AnyWidget):
 
     _esm = BUNDLE
     meta = t.Dict().tag(sync=True)
-    window = t.List(t.Float(), default_value=[400.0, 50.0]).tag(sync=True)
-    preset = t.Unicode("auto").tag(sync=True)
-    cursor = t.List(t.Int(), default_value=[0, 0, 0]).tag(sync=True)
-    layout = t.Enum(["three", "axial", "coronal", "sagittal"], "three").tag(sync=True)
-    convention = t.Enum(["radiological", "neurological"], "radiological").tag(sync=True)
-    overlay_mode = t.Enum(["labels", "prediction", "compare", "none"], "labels").tag(sync=True)
-    opacity = t.Float(0.5, min=0.0, max=1.0).tag(sync=True)
-    outline = t.Bool(False).tag(sync=True)
-    hidden_labels = t.List(t.Int()).tag(sync=True)
-    show_3d = t.Bool(True).tag(sync=True)
-    status = t.Dict().tag(sync=True)
+    window = t.List(t.Float(), default_value=[400.0, 50.0]).tag(**BROWSER)
+    preset = t.Unicode("auto").tag(**BROWSER)
+    cursor = t.List(t.Int(), default_value=[0, 0, 0]).tag(**BROWSER)
+    # Not `layout`: ipywidgets' DOMWidget.layout is the CSS Layout widget.
+    pane_layout = t.Enum(["three", "axial", "coronal", "sagittal"], "three").tag(**BROWSER)
+    convention = t.Enum(["radiological", "neurological"], "radiological").tag(**BROWSER)
+    overlay_mode = t.Enum(["labels", "prediction", "compare", "none"], "labels").tag(**BROWSER)
+    opacity = t.Float(0.5, min=0.0, max=1.0).tag(**BROWSER)
+    outline = t.Bool(False).tag(**BROWSER)
+    hidden_labels = t.List(t.Int()).tag(**BROWSER)
+    show_3d = t.Bool(True).tag(**BROWSER)
+    status = t.Dict().tag(**BROWSER)
 
     def __init__(self, scene: Scene, **kwargs: Any) -> None:
         super().__init__(**kwargs)

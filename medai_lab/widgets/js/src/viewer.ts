@@ -126,7 +126,7 @@ export class Viewer {
   private readTraits(): void {
     const m = this.model;
     this.applyMeta(m.get("meta"));
-    const layout = m.get("layout");
+    const layout = m.get("pane_layout");
     if (["three", "axial", "coronal", "sagittal"].includes(layout)) this.layout = layout;
     if (m.get("convention") === "neurological") this.convention = "neurological";
     const om = m.get("overlay_mode");
@@ -185,8 +185,8 @@ export class Viewer {
       if (!isVec3(c)) return;
       this.setCursor(this.clampCursor(c), null, false);
     });
-    on("change:layout", () => {
-      const l = this.model.get("layout");
+    on("change:pane_layout", () => {
+      const l = this.model.get("pane_layout");
       if (["three", "axial", "coronal", "sagittal"].includes(l) && l !== this.layout) {
         this.layout = l;
         this.syncControls();
@@ -580,7 +580,7 @@ export class Viewer {
     u.layout.addEventListener("change", () => {
       this.layout = u.layout.value as Layout;
       if (this.layout !== "three") this.active = this.layout;
-      this.commit("layout", this.layout, true);
+      this.commit("pane_layout", this.layout, true);
       this.syncControls();
       this.markAll();
     });

@@ -1,0 +1,412 @@
+"""The notebook viewer in real JupyterLab + Chromium: first paint, bytes, slice-change latency.
+
+A fresh ``jupyter lab`` (loopback, free port, random token, temporary root and Jupyter/IPython
+folders, stopped at the end even on error) is driven by Debian's Chromium through Playwright
+(headless, fresh profile, every non-loopback request aborted). One notebook makes a CT-like
+512x512x300 int16 volume in the kernel (body, organs, bone, seeded noise: 157 MB), then, timed:
+
+* **viewer** ``view(volume, spacing=...)``: first paint = from the start of the cell's execution
+  (page clock, just before ``notebook:run-cell``) to the first painted frame of the widget
+  (``root.medai.paints`` > 0); also the widget's own ``firstPaintMs`` and the time until the
+  full-resolution level is loaded. Bytes = compressed volume bytes the widget received
+  (``root.medai.bytesReceived``) and all WebSocket frames the page received. Slice change:
+  ``--steps`` ArrowUp presses on the axial pane, each waited for; latency from the key event to
+  the painted frame, as the viewer records it (``root.medai.latencies``).
+* **ipywidgets baseline**, same run, same kernel and volume: an ``IntSlider`` and an ``Image``;
+  each slider change renders the windowed slice in the kernel (NumPy + PIL PNG encode, faster
+  than matplotlib) and sends it back. ``--baseline-steps`` ArrowRight presses on the focused
+  slider handle; latency from the key event to the new image decoded and painted (``load``
+  event of the ``<img>``, then the next animation frame), measured in the page.
+
+Prints ``METRIC`` lines and, last, ``RATIO viewer_vs_ipywidgets <x>`` (baseline p50 / viewer
+p50). Needs JupyterLab, anywidget, ipywidgets, Playwright and Chromium (``--chromium``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _quiet import Quiet, cpu_mark, others_share
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ROOT = "document.querySelector('[data-medai-viewer]')"
+
+MAKE_VOLUME = """
+import numpy as np
+def ct_like(nx=512, ny=512, nz=300, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[-1 : 1 : ny * 1j, -1 : 1 : nx * 1j]
+    vol = np.empty((nx, ny, nz), np.int16)
+    for k in range(nz):
+        z = 2 * k / (nz - 1) - 1
+        body = (x / 0.85) ** 2 + (y / 0.65) ** 2 < 1
+        liver = ((x + 0.35) / 0.3) ** 2 + ((y + 0.05) / 0.25) ** 2 + (z / 0.8) ** 2 < 1
+        lung = (((abs(x) - 0.4) / 0.25) ** 2 + (y / 0.4) ** 2 < 1) & (z > 0.2)
+        bone = (x ** 2 + (y - 0.45) ** 2 < 0.01) | ((x ** 2 + (y - 0.45) ** 2 > 0.005) & body
+               & ((x / 0.85) ** 2 + (y / 0.65) ** 2 > 0.92))
+        img = np.where(body, 40.0, -1000.0) + 20 * liver - 860 * lung + 700 * bone
+        img += rng.normal(0, 15, img.shape)
+        vol[:, :, k] = img.T.astype(np.int16)
+    return vol
+vol = ct_like({nx}, {ny}, {nz})
+print(vol.shape, vol.dtype, vol.nbytes)
+"""
+
+VIEW = "from medai_lab.widgets import view\nw = view(vol, spacing=(0.8, 0.8, 1.0))\nw"
+
+BASELINE = """
+import io
+import ipywidgets as W
+from PIL import Image
+def render(k, width=400.0, level=50.0):
+    s = vol[:, :, k].T[::-1, ::-1].astype(np.float32)  # radiological axial
+    g = np.clip((s - (level - width / 2)) * (255 / width), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(g).save(buf, format="PNG")
+    return buf.getvalue()
+k0 = vol.shape[2] // 2
+image = W.Image(value=render(k0), format="png")
+slider = W.IntSlider(value=k0, min=0, max=vol.shape[2] - 1, description="slice")
+slider.observe(lambda change: setattr(image, "value", render(change["new"])), "value")
+W.VBox([slider, image])
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _loopback(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "blob", "about") or parts.hostname in (
+        "127.0.0.1",
+        "localhost",
+        "::1",
+    )
+
+
+class Lab:
+    """``jupyter lab`` in a temporary folder; ``stop()`` shuts it and its kernels down."""
+
+    def __init__(self, base: Path) -> None:
+        self.root = base / "root"
+        self.root.mkdir()
+        env = dict(os.environ, JUPYTER_PLATFORM_DIRS="1", PYTHONUNBUFFERED="1")
+        for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+            (base / name).mkdir()
+            env[name] = str(base / name)
+        env.pop("JUPYTER_PATH", None)
+        spec = base / "JUPYTER_DATA_DIR" / "kernels" / "python3"
+        spec.mkdir(parents=True)
+        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        (spec / "kernel.json").write_text(
+            json.dumps({"argv": argv, "display_name": "Python 3", "language": "python"})
+        )
+        settings = base / "JUPYTER_CONFIG_DIR" / "lab" / "user-settings"
+        notes = settings / "@jupyterlab" / "apputils-extension"
+        notes.mkdir(parents=True)
+        (notes / "notification.jupyterlab-settings").write_text(
+            json.dumps({"checkForUpdates": False, "fetchNews": "false"})
+        )
+        env["JUPYTERLAB_SETTINGS_DIR"] = str(settings)
+        env["JUPYTERLAB_WORKSPACES_DIR"] = str(base / "workspaces")
+        self.token, port = secrets.token_hex(24), _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        cmd = [
+            sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+            f"--ServerApp.root_dir={self.root}", f"--IdentityProvider.token={self.token}",
+            "--LabApp.news_url=None", "--LabApp.expose_app_in_browser=True",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.extension_manager=readonly", "--ServerApp.terminals_enabled=False",
+        ]  # fmt: skip
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd.append("--allow-root")
+        self.log = base / "lab.log"
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 90
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited: {self.log.read_text()[-2000:]}")
+            try:
+                self.api("GET", "/api/status", timeout=2)
+                return
+            except (OSError, urllib.error.URLError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("jupyter lab did not start in 90 s") from None
+                time.sleep(0.25)
+
+    def api(self, method: str, path: str, body: Any = None, timeout: float = 30) -> Any:
+        request = urllib.request.Request(
+            self.url + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            raw = answer.read()
+        return json.loads(raw) if raw else None
+
+    def notebook(self, name: str, cells: list[str]) -> None:
+        nb = {
+            "nbformat": 4,
+            "nbformat_minor": 5,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+            "cells": [
+                {"cell_type": "code", "id": f"c{i}", "metadata": {}, "source": src,
+                 "outputs": [], "execution_count": None}
+                for i, src in enumerate(cells)
+            ],
+        }  # fmt: skip
+        self.api(
+            "PUT", f"/api/contents/{name}", {"type": "notebook", "format": "json", "content": nb}
+        )
+
+    def stop(self) -> None:
+        kernels = [
+            int(p.parent.name)
+            for p in Path("/proc").glob("[0-9]*/stat")
+            if _ppid(p) == self.proc.pid
+        ]
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError, urllib.error.URLError):
+                self.api("POST", "/api/shutdown", timeout=5)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        time.sleep(0.5)
+        for pid in kernels:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, 9)
+
+
+def _ppid(stat: Path) -> int:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+JS_PANEL = """(path) => {
+  for (const w of window.jupyterapp.shell.widgets('main'))
+    if (w.context && w.context.path === path && w.sessionContext) return w;
+  return null;
+}"""
+
+JS_RUN_CELL = f"""async ([path, index, timeoutMs]) => {{
+  const w = ({JS_PANEL})(path);
+  window.jupyterapp.shell.activateById(w.id);
+  w.content.activeCellIndex = index;
+  let timer;
+  const late = new Promise((_, no) => {{ timer = setTimeout(() => no(new Error('timeout')),
+                                                              timeoutMs); }});
+  try {{ await Promise.race([window.jupyterapp.commands.execute('notebook:run-cell'), late]); }}
+  finally {{ clearTimeout(timer); }}
+}}"""
+
+# Start the cell and time, in the page, until the viewer has painted its first frame.
+JS_FIRST_PAINT = f"""async ([path, index, timeoutMs]) => {{
+  const w = ({JS_PANEL})(path);
+  window.jupyterapp.shell.activateById(w.id);
+  w.content.activeCellIndex = index;
+  const t0 = performance.now();
+  window.jupyterapp.commands.execute('notebook:run-cell');
+  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  while (performance.now() - t0 < timeoutMs) {{
+    const root = {ROOT};
+    if (root && root.medai && root.medai.paints > 0) return performance.now() - t0;
+    await frame();
+  }}
+  throw new Error('no frame painted in ' + timeoutMs + ' ms');
+}}"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--shape", type=int, nargs=3, default=[512, 512, 300])
+    ap.add_argument("--steps", type=int, default=100, help="viewer slice changes")
+    ap.add_argument("--baseline-steps", type=int, default=30, help="ipywidgets slice changes")
+    ap.add_argument("--chromium", default=os.environ.get("MEDAI_CHROMIUM", "/usr/bin/chromium"))
+    args = ap.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="bench-viewer-") as tmp:
+        lab = Lab(Path(tmp))
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+                try:
+                    return run(lab, browser, args)
+                finally:
+                    browser.close()
+        finally:
+            lab.stop()
+
+
+def run(lab: Lab, browser: Any, args: argparse.Namespace) -> int:
+    nx, ny, nz = args.shape
+    lab.notebook("bench.ipynb", [MAKE_VOLUME.format(nx=nx, ny=ny, nz=nz), VIEW, BASELINE])
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    offsite: list[str] = []
+
+    def guard(route: Any) -> None:
+        if _loopback(route.request.url):
+            route.continue_()
+        else:
+            offsite.append(route.request.url)
+            route.abort("blockedbyclient")
+
+    context.route("**/*", guard)
+    page = context.new_page()
+    ws_bytes = [0]
+
+    def on_ws(ws: Any) -> None:
+        def count(payload: Any) -> None:
+            ws_bytes[0] += len(payload)
+
+        ws.on("framereceived", count)
+
+    page.on("websocket", on_ws)
+    page.goto(f"{lab.url}/lab/tree/bench.ipynb?token={lab.token}", timeout=90_000)
+    page.wait_for_function(
+        f"() => {{ const w = ({JS_PANEL})('bench.ipynb'); return !!w && !!w.sessionContext.session"
+        " && !!w.sessionContext.session.kernel"
+        " && w.sessionContext.session.kernel.status === 'idle'; }",
+        timeout=90_000,
+    )
+    t = time.perf_counter()
+    page.evaluate(JS_RUN_CELL, ["bench.ipynb", 0, 120_000])
+    print(f"volume {nx}x{ny}x{nz} int16 made in the kernel in {time.perf_counter() - t:.1f} s")
+
+    # --- viewer: first paint, bytes, full load --------------------------------------------
+    quiet = Quiet(limit=0.15, budget_s=15)
+    quiet.wait()
+    mark = cpu_mark()
+    ws_before = ws_bytes[0]
+    t_wall = time.perf_counter()
+    first_ms = page.evaluate(JS_FIRST_PAINT, ["bench.ipynb", 1, 120_000])
+    first_wall = time.perf_counter() - t_wall
+    page.wait_for_function(
+        f"() => {{ const s = {ROOT}.medai.state(); return s.level === 0 && !s.loading; }}",
+        timeout=300_000,
+        polling=50,
+    )
+    full_s = time.perf_counter() - t_wall
+    hook = page.evaluate(f"() => [{ROOT}.medai.firstPaintMs, {ROOT}.medai.bytesReceived]")
+    ws_volume = ws_bytes[0] - ws_before
+    raw = nx * ny * nz * 2
+
+    # --- viewer: slice changes by key press ------------------------------------------------
+    centre = page.evaluate(
+        f"() => {{ const m = {ROOT}.medai; const s = m.state();"
+        " return m.voxelToCanvas('axial', s.cursor); }"
+    )
+    canvas = page.locator('[data-medai-viewer] canvas[data-plane="axial"]')
+    canvas.click(position={"x": centre[0], "y": centre[1]})  # focus; the click's own frame
+    page.wait_for_timeout(300)  # is recorded too: let it land before counting
+    start = page.evaluate(f"() => {ROOT}.medai.latencies.length")
+    k0 = page.evaluate(f"() => {ROOT}.medai.state().cursor[2]")
+    key = "ArrowUp" if k0 + args.steps < nz else "ArrowDown"
+    quiet.wait()
+    for n in range(args.steps):
+        page.keyboard.press(key)
+        page.wait_for_function(
+            f"(n) => {ROOT}.medai.latencies.length >= n", arg=start + n + 1, timeout=10_000
+        )
+    page.wait_for_timeout(500)
+    lat = page.evaluate(f"(s) => {ROOT}.medai.latencies.slice(s)", start)
+    moved = abs(page.evaluate(f"() => {ROOT}.medai.state().cursor[2]") - k0)
+
+    # --- ipywidgets baseline ---------------------------------------------------------------
+    page.evaluate(JS_RUN_CELL, ["bench.ipynb", 2, 60_000])
+    img = page.locator(".widget-image").last
+    img.wait_for(state="visible", timeout=30_000)
+    page.evaluate(
+        """() => {
+             window.__keyT = [];
+             window.__loadT = [];
+             document.addEventListener('keydown', (e) => window.__keyT.push(e.timeStamp), true);
+             const img = [...document.querySelectorAll('.widget-image')].pop();
+             img.addEventListener('load', () => requestAnimationFrame(
+               () => window.__loadT.push(performance.now())));
+           }"""
+    )
+    page.locator(".widget-slider .noUi-handle").last.focus()
+    quiet.wait()
+    for n in range(args.baseline_steps):
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function(
+            "(n) => window.__loadT.length >= n", arg=n + 1, timeout=30_000, polling=5
+        )
+    keys, loads = page.evaluate("() => [window.__keyT, window.__loadT]")
+    base = [b - a for a, b in zip(keys, loads, strict=False)]
+    share = others_share(mark)
+    context.close()
+
+    p50, p95 = statistics.median(lat), percentile(lat, 95)
+    b50 = statistics.median(base)
+    print(f"viewer: first paint {first_ms:.0f} ms (page clock), {first_wall:.2f} s (wall clock),")
+    print(f"  widget's own firstPaintMs {hook[0]}, full resolution loaded after {full_s:.2f} s")
+    print(f"  volume {raw / 1e6:.1f} MB raw, {hook[1] / 1e6:.1f} MB received by the widget")
+    print(
+        f"  ({raw / max(hook[1], 1):.2f}x compression), websocket frames {ws_volume / 1e6:.1f} MB"
+    )
+    print(f"  {len(lat)} slice changes: p50 {p50:.2f} ms, p95 {p95:.2f} ms, max {max(lat):.2f} ms")
+    if moved != args.steps:  # the kernel's echo of an older cursor moved the slice back
+        print(f"  WARNING: {args.steps} key presses moved the slice by {moved}")
+    print(f"ipywidgets Image + IntSlider (PIL PNG in the kernel): {len(base)} changes,")
+    print(f"  p50 {b50:.1f} ms, p95 {percentile(base, 95):.1f} ms")
+    print(f"machine CPU busy {share:.0%} beyond this script (Lab, kernel, Chromium included)")
+    print(f"blocked off-host requests: {offsite}")
+    print(f"METRIC first_paint_s {first_ms / 1000:.3f}")
+    print(f"METRIC full_load_s {full_s:.3f}")
+    print(f"METRIC slice_p50_ms {p50:.2f}")
+    print(f"METRIC slice_p95_ms {p95:.2f}")
+    print(f"METRIC bytes_sent {int(hook[1])}")
+    print(f"METRIC ws_bytes_received {ws_volume}")
+    print(f"METRIC ipywidgets_p50_ms {b50:.1f}")
+    print(f"METRIC ipywidgets_p95_ms {percentile(base, 95):.1f}")
+    print(f"RATIO viewer_vs_ipywidgets {b50 / p50:.1f}")
+    return 0 if not offsite else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
