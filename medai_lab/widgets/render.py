@@ -81,36 +81,47 @@ def three_planes_png(
     lut: np.ndarray | None = None,
     opacity: float = 0.5,
     convention: str = "radiological",
-    dpi: int = 80,
+    height: int = 320,
 ) -> bytes:
-    """PNG bytes of axial, coronal and sagittal planes through ``cursor`` (RAS+ arrays)."""
-    import matplotlib
+    """PNG bytes of axial, coronal and sagittal planes through ``cursor`` (RAS+ arrays).
 
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    Drawn with Pillow (about 0.1 s for 512x512 slices): it runs each time a viewer is displayed.
+    """
+    from PIL import Image, ImageDraw
 
-    fig = Figure(figsize=(12, 4.2), dpi=dpi, facecolor="black")
-    for n, plane in enumerate(PLANES):
-        ax = fig.add_subplot(1, 3, n + 1)
+    slices = []
+    for plane in PLANES:
         index = cursor[sliced_axis(plane)]
         grey = windowed(screen_slice(image, plane, index, convention), window)
         lab = None if labels is None else screen_slice(labels, plane, index, convention)
         tru = None if truth is None else screen_slice(truth, plane, index, convention)
         rgb = blend(grey, lab, lut if lut is not None else np.zeros((1, 4), np.uint8),
                     truth=tru, opacity=opacity)  # fmt: skip
-        w, h = pixel_size(spacing, plane)
-        ax.imshow(rgb, extent=(0, rgb.shape[1] * w, rgb.shape[0] * h, 0), interpolation="nearest")
-        ax.set_axis_off()
+        w_mm, h_mm = pixel_size(spacing, plane)
+        slices.append((plane, index, rgb, rgb.shape[1] * w_mm, rgb.shape[0] * h_mm))
+    # One scale (pixels per mm) for all three, so the planes keep their physical proportions.
+    scale = min(height / max(s[4] for s in slices), 3 * height / sum(s[3] for s in slices))
+    gap = 6
+    tiles = []
+    for plane, index, rgb, w_mm, h_mm in slices:
+        size = (max(1, round(w_mm * scale)), max(1, round(h_mm * scale)))
+        tile = Image.fromarray(np.ascontiguousarray(rgb)).resize(size, Image.Resampling.NEAREST)
+        draw = ImageDraw.Draw(tile)
         left, right, top, bottom = edge_letters(plane, convention)
-        style = {"color": "yellow", "fontsize": 11, "transform": ax.transAxes}
-        ax.text(0.01, 0.5, left, ha="left", va="center", **style)
-        ax.text(0.99, 0.5, right, ha="right", va="center", **style)
-        ax.text(0.5, 0.99, top, ha="center", va="top", **style)
-        ax.text(0.5, 0.01, bottom, ha="center", va="bottom", **style)
-        ax.set_title(
-            f"{plane} {index + 1}/{image.shape[sliced_axis(plane)]}", color="white", fontsize=10
-        )
-    fig.tight_layout()
+        w, h = tile.size
+        for text, xy in ((left, (3, h // 2 - 5)), (right, (w - 10, h // 2 - 5)),
+                         (top, (w // 2 - 3, 2)), (bottom, (w // 2 - 3, h - 12))):  # fmt: skip
+            draw.text(xy, text, fill=(255, 255, 0))
+        tiles.append((tile, f"{plane} {index + 1}/{image.shape[sliced_axis(plane)]}"))
+    title_h = 14
+    sheet_h = max(t.size[1] for t, _ in tiles) + title_h
+    sheet = Image.new("RGB", (sum(t.size[0] for t, _ in tiles) + gap * 2, sheet_h), (0, 0, 0))
+    draw = ImageDraw.Draw(sheet)
+    x = 0
+    for tile, title in tiles:
+        sheet.paste(tile, (x, title_h + (sheet_h - title_h - tile.size[1]) // 2))
+        draw.text((x + 2, 1), title, fill=(255, 255, 255))
+        x += tile.size[0] + gap
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", facecolor="black")
+    sheet.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()

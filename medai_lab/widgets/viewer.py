@@ -101,7 +101,7 @@ class Viewer(anywidget.AnyWidget):
             self.bytes_sent += sent
             return sent
 
-    def png(self, dpi: int = 80) -> bytes:
+    def png(self, height: int = 320) -> bytes:
         """The three planes through the cursor with overlays (as the static fallback shows)."""
         from medai_lab.widgets.render import three_planes_png
 
@@ -113,7 +113,7 @@ class Viewer(anywidget.AnyWidget):
             s.image.array, s.image.spacing, tuple(self.cursor), tuple(self.window),  # type: ignore[arg-type]
             labels=labels, truth=truth,
             lut=colour_lut_table(self.meta["labels"], set(self.hidden_labels)),
-            opacity=self.opacity, convention=self.convention, dpi=dpi,
+            opacity=self.opacity, convention=self.convention, height=height,
         )  # fmt: skip
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
