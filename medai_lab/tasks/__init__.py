@@ -26,6 +26,7 @@ from medai_lab.tasks.config import (
 
 _LAZY = {
     "train": "medai_lab.tasks.runner",
+    "dataset": "medai_lab.tasks.runner",
     "main": "medai_lab.tasks.command",
     "TrainResult": "medai_lab.tasks.runner",
     "TrainingError": "medai_lab.tasks.runner",

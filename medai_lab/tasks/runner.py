@@ -27,7 +27,9 @@ from typing import Any
 from medai_lab.tasks.config import ConfigError, compose
 from medai_lab.tasks.runtime import TrainingError, oom_as_error, runtime_trainer
 
-__all__ = ["TrainResult", "TrainingError", "export_run", "runtime_trainer", "template", "train"]
+__all__ = [
+    "TrainResult", "TrainingError", "dataset", "export_run", "runtime_trainer", "template", "train",
+]  # fmt: skip
 
 
 @dataclass
@@ -254,6 +256,22 @@ def _result(
 
 
 # --- internals -------------------------------------------------------------------------------
+
+
+def dataset(
+    task: str,
+    preset: str = "cpu",
+    data: str | os.PathLike[str] | None = None,
+    overrides: Sequence[str] = (),
+    out_dir: str | os.PathLike[str] = "runs",
+    progress: bool = True,
+) -> Path:
+    """The dataset folder ``train()`` with the same arguments will use (phantoms written now).
+
+    Lets a notebook look at the data before training on it.
+    """
+    cfg = compose(task, preset, overrides)
+    return _prepare_data(cfg, data, Path(out_dir) / task, progress)
 
 
 def _prepare_data(

@@ -1,0 +1,207 @@
+"""Write the template notebooks (outputs empty) from one definition per kind.
+
+The lung, liver and heart notebooks differ only in their task, so they come from one function:
+edit it here and run ``python notebooks/build.py``; a test checks the files are up to date.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).parent
+TASKS = {
+    "lung": "lungs and lung nodules on CT (MSD Task06 layout)",
+    "liver": "liver and liver tumours on CT (MSD Task03 layout)",
+    "heart": "heart and left atrium on contrast CT (MSD Task02 layout)",
+}
+
+
+def params(code: str) -> nbformat.NotebookNode:
+    cell = new_code_cell(code)
+    cell.metadata["tags"] = ["parameters"]  # papermill injects CI / workshop values after it
+    return cell
+
+
+def task_notebook(task: str) -> nbformat.NotebookNode:
+    md, code = new_markdown_cell, new_code_cell
+    cells = [
+        md(
+            f"# {task.title()} segmentation: data, training, evaluation, tracking\n\n"
+            f"Segment {TASKS[task]} with the MedAI Lab template (MONAI + Lightning). Runs on a "
+            "CPU with the `cpu` preset in minutes on phantom data; point `data` at a real MSD "
+            'folder and use `preset = "gpu"` on a GPU hub.'
+        ),
+        params(
+            f'task = "{task}"\npreset = "cpu"  # smoke (seconds), cpu (minutes), gpu, ddp\n'
+            "data = None  # None: seeded CT-like phantoms; or an MSD folder / CSV manifest\n"
+            'out = "medai-runs"  # runs, checkpoints, exports, evaluation\n'
+            "overrides = []  # config overrides such as trainer.max_epochs=5 or model=segresnet"
+        ),
+        md("## 1. Data\nThe folder training will use (phantoms are written on first use)."),
+        code(
+            "from pathlib import Path\n\n"
+            "from medai_lab.tasks import dataset, compose\n"
+            "from medai_lab.widgets import view\n\n"
+            "folder = dataset(task, preset, data, overrides, out_dir=out)\n"
+            "cases = sorted((folder / 'imagesTr').glob('*.nii*'))\n"
+            "print(folder, len(cases), 'cases')\n"
+            "labels = compose(task, preset, overrides)['task']['labels']\n"
+            "view(cases[0], labels=folder / 'labelsTr' / cases[0].name, label_names=labels)"
+        ),
+        md(
+            "## 2. Train\nTracked in MLflow (one run with config, metrics, per-case table, "
+            "overlays and the exported TorchScript model)."
+        ),
+        code(
+            "from medai_lab.tasks.runner import template\n\n"
+            "train, _ = template(task)\n"
+            "result = train(preset, data, overrides, out_dir=out)\n"
+            "print({k: round(v, 3) for k, v in result.metrics.items() if k.startswith('dice')})\n"
+            "model = result.extra['exports']['torchscript']\n"
+            "run_id = result.extra.get('mlflow_run_id')\n"
+            "print('model:', model, '| MLflow run:', run_id)"
+        ),
+        md(
+            "## 3. Evaluate the exported model\nThe validation images are segmented from the "
+            "TorchScript export on their own grids and scored with Dice, HD95 and NSD."
+        ),
+        code(
+            "import shutil\n\n"
+            "from medai_lab.evaluation import evaluate_dirs\n"
+            "from medai_lab.inference import Predictor, predict_folder\n\n"
+            "work = Path(out) / task / 'evaluation'\n"
+            "images, truth, preds = work / 'images', work / 'truth', work / 'predictions'\n"
+            "for f in (images, truth, preds):\n"
+            "    shutil.rmtree(f, ignore_errors=True)\n"
+            "    f.mkdir(parents=True)\n"
+            "for case in result.extra['val_cases']:\n"
+            "    name = f'{case}.nii.gz'\n"
+            "    shutil.copy(result.data_dir / 'imagesTr' / name, images / name)\n"
+            "    shutil.copy(result.data_dir / 'labelsTr' / name, truth / name)\n"
+            "predict_folder(Predictor.load(model), images, preds, progress=False)\n"
+            "table = evaluate_dirs(preds, truth, labels, out_csv=work / 'per_case.csv',\n"
+            "                      progress=False)\n"
+            "table[['case', 'label_name', 'dice', 'hd95', 'nsd']]"
+        ),
+        md("## 4. The MLflow run"),
+        code(
+            "from medai_lab.tracking import make_client\n\n"
+            "if run_id:\n"
+            "    run = make_client().get_run(run_id)\n"
+            "    print(run.info.status, {k: round(v, 3) for k, v in run.data.metrics.items()\n"
+            "                            if k.startswith('final/dice')})\n"
+            "print('Browse runs: medai-lab lab (MLflow launcher) or mlflow ui')"
+        ),
+        md(
+            "## 5. Predictions against truth\nWorst case first; green true positives, red false "
+            "positives, blue false negatives."
+        ),
+        code(
+            "from medai_lab.widgets import case_browser\n\n"
+            "case_browser(work / 'per_case.csv', images, truth, preds, label_names=labels)"
+        ),
+    ]
+    return new_notebook(cells=cells, metadata=_metadata())
+
+
+def pacs_notebook() -> nbformat.NotebookNode:
+    md, code = new_markdown_cell, new_code_cell
+    cells = [
+        md(
+            "# PACS and de-identification\n\nStart a workshop PACS (Orthanc), seed it with a CT "
+            "series, query it, pull a study **de-identified on the way in** (DICOM PS3.15 Basic "
+            "Profile; raw files never touch the disk), and look at the result. Against a hospital "
+            "PACS, replace the server part with its DICOMweb URL or AE title."
+        ),
+        params('out = "medai-pacs"  # PACS storage, pulled data\nseed = 0'),
+        md("## 1. A workshop PACS with one CT study (a seeded phantom with patient details)"),
+        code(
+            "import shutil\nfrom pathlib import Path\n\n"
+            "from medai_lab.datasets.phantom import write_phantom_dataset\n"
+            "from medai_lab.pacs.server import OrthancServer\n"
+            "from medai_lab.pacs.dicomweb import DicomWebClient\n"
+            "from medai_lab.pacs.upload import upload\n\n"
+            "work = Path(out)\nshutil.rmtree(work, ignore_errors=True)\n"
+            "ds = write_phantom_dataset(work / 'source', 'liver', 1, fmt='dicom', seed=seed,\n"
+            "                           progress=False)\n"
+            "pacs = OrthancServer(work / 'orthanc').start()\n"
+            "client = DicomWebClient(pacs.dicomweb_url)\n"
+            "report, skipped = upload(client, ds / 'imagesTr')\n"
+            "print('PACS at', pacs.dicomweb_url, '| sent', report.sent, 'instances')"
+        ),
+        md("## 2. Query"),
+        code(
+            "import pandas as pd\n\nfrom medai_lab.pacs import QueryFilter\n\n"
+            "rows = client.query(QueryFilter(modality='CT'), 'SERIES')\n"
+            "pd.DataFrame(rows)[['PatientID', 'StudyDate', 'Modality', 'SeriesDescription',\n"
+            "                    'NumberOfSeriesRelatedInstances']]"
+        ),
+        md("## 3. Pull, de-identified\nOr use the browser below: search, select, pull."),
+        code(
+            "from medai_lab.deid import Deidentifier\n"
+            "from medai_lab.deid.keys import load_or_create_key\n"
+            "from medai_lab.pacs.pull import pull\n\n"
+            "deid = Deidentifier(load_or_create_key(work / 'deid.key'))\n"
+            "pulled = pull(client, QueryFilter(modality='CT'), work / 'pulled',\n"
+            "              deidentifier=deid, progress=False)\n"
+            "series = sorted({p.parent for p in (work / 'pulled').rglob('*.dcm')})\n"
+            "print(len(series), 'series pulled')"
+        ),
+        code(
+            "import pydicom\n\n"
+            "first = pydicom.dcmread(next(series[0].glob('*.dcm')), stop_before_pixels=True)\n"
+            "print('PatientName:', first.PatientName, '| identity removed:',\n"
+            "      first.get('PatientIdentityRemoved'), '|', first.get('DeidentificationMethod'))"
+        ),
+        md("## 4. Look at it"),
+        code("from medai_lab.widgets import view\n\nview(series[0])"),
+        md("## 5. The same, interactively"),
+        code(
+            "from medai_lab.pacs.widget import PacsBrowser\n\n"
+            "PacsBrowser(client, out=work / 'pulled-interactive')"
+        ),
+        md("## 6. Stop the workshop PACS"),
+        code("pacs.stop()"),
+    ]
+    return new_notebook(cells=cells, metadata=_metadata())
+
+
+def _metadata() -> dict:
+    return {
+        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                       "language": "python"},
+        "language_info": {"name": "python"},
+    }  # fmt: skip
+
+
+NOTEBOOKS = {**{f"{t}.ipynb": (lambda t=t: task_notebook(t)) for t in TASKS},
+             "pacs_deid.ipynb": pacs_notebook}  # fmt: skip
+
+
+def render(name: str) -> str:
+    nb = NOTEBOOKS[name]()
+    for n, cell in enumerate(nb.cells):
+        cell.id = f"{Path(name).stem}-{n:02d}"  # stable ids: reproducible files
+    return nbformat.writes(nb, version=4) + "\n"
+
+
+def main(check: bool = False) -> int:
+    stale = []
+    for name in NOTEBOOKS:
+        path, text = HERE / name, render(name)
+        if check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+    if stale:
+        print(f"out of date: {', '.join(stale)} (run python notebooks/build.py)", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(check="--check" in sys.argv))
