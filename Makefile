@@ -17,7 +17,10 @@ STAMP := $(VENV)/.medai-installed
 WIDGET_DIR := medai_lab/widgets/js
 WIDGET_JS := medai_lab/widgets/static/viewer.js
 
-install: $(STAMP) $(WIDGET_JS)
+install: $(STAMP) $(WIDGET_JS) labext
+
+# The JupyterLab extension (labext/ -> medai_lab/labextension/, linked into the venv).
+include labext/build.mk
 
 $(WIDGET_JS): $(WIDGET_DIR)/package-lock.json medai_lab/widgets/data/presets.json $(shell find $(WIDGET_DIR)/src -type f 2>/dev/null)
 	cd $(WIDGET_DIR) && npm ci --no-audit --no-fund --loglevel=error && npm run build
@@ -55,5 +58,5 @@ lock: install
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 -o environments/requirements-cuda.lock
 
-clean:
+clean: labext-clean
 	rm -rf $(VENV) .pytest_cache build dist $(WIDGET_DIR)/node_modules $(WIDGET_JS)

@@ -213,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_pacs(sub)
 
+    from medai_lab.challenge.command import add_parser as add_challenge
+
+    add_challenge(sub)
+
+    from medai_lab.server.launch import add_parser as add_lab
+
+    add_lab(sub)
+
     p = sub.add_parser("demo", help="the main job, headless, on embedded defaults")
     p.add_argument("--out", default="medai-demo", help="working folder (default: ./medai-demo)")
     p.add_argument(

@@ -10,20 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("MEDAI_SHARED_DATA", ROOT.parent / "shared" / "data"))
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def missing_component(what: str) -> None:
-    """Fail in CI, skip elsewhere: a real component the test needs is not there."""
-    message = f"{what} is not available"
-    if IN_CI:
-        pytest.fail(f"{message} (CI must install it)")
-    pytest.skip(message)
+from testsupport import IN_CI, ROOT, SHARED_DATA, canonical, missing_component  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -70,14 +58,6 @@ def run_dcm2niix(dcm2niix: str, tmp_path_factory: pytest.TempPathFactory):
         return nib.as_closest_canonical(nib.load(made[0]))
 
     return run
-
-
-def canonical(volume) -> tuple[np.ndarray, np.ndarray]:
-    """A Volume as (array, affine) in nibabel's closest-canonical RAS orientation."""
-    import nibabel as nib
-
-    img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(volume.array), volume.affine))
-    return np.asanyarray(img.dataobj), img.affine
 
 
 # --- MLflow: every test gets its own SQLite store; nothing is written under ~ -----------------

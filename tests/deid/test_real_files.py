@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from conftest import missing_component
 from pydicom.data import get_testdata_file
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID_dictionary
+from testsupport import missing_component
 
 from medai_lab.deid import deidentify_tree
 from medai_lab.io import load_series

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import missing_component
+from testsupport import missing_component
 
 from medai_lab.export import ExportError, load_exported
 from medai_lab.export.bundle import BundleResult, export_bundle

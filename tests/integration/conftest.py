@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import missing_component  # tests/conftest.py (tests is not a package)
+from testsupport import missing_component  # tests/testsupport.py
 
 from medai_lab.pacs.server import OrthancServer, find_dicomweb_plugin, find_orthanc
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import canonical
 from helpers import axial_volume, reoriented, rotated
+from testsupport import canonical
 
 from medai_lab.errors import SeriesGeometryError
 from medai_lab.io import load_series, write_dicom_series

@@ -7,7 +7,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import canonical
+from testsupport import canonical
 
 from medai_lab.io import discover_series, load_nifti, load_series, save_nifti
 

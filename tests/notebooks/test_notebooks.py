@@ -79,3 +79,12 @@ def test_pacs_notebook_pulls_de_identified(tmp_path: Path, monkeypatch: pytest.M
     header = next(t for t in texts if "PatientName:" in t)
     assert "identity removed: YES" in header and "PHANTOM" not in header
     assert "PacsBrowser" not in joined or "VBox" in joined
+
+
+def test_hackathon_notebook_creates_submits_and_scores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = run("hackathon.ipynb", tmp_path, monkeypatch, work=str(tmp_path / "hack"))
+    joined = "\n".join(texts)
+    assert "queued for validation" in joined
+    assert (tmp_path / "hack").is_dir()

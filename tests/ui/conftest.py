@@ -34,7 +34,6 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
-from conftest import missing_component  # tests/conftest.py (tests is not a package)
 
 # The Orthanc fixtures of tests/integration (a real PACS for the PACS browser test).
 from integration.conftest import (  # noqa: F401
@@ -45,6 +44,7 @@ from integration.conftest import (  # noqa: F401
     orthanc_factory,
     seeded_orthanc,
 )
+from testsupport import missing_component  # tests/testsupport.py
 
 CHROMIUM = os.environ.get("MEDAI_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -101,7 +101,7 @@ class CT:
 def ct(shared_data: Path) -> CT:
     """The Basel CT and its label map, RAS+ (nibabel), independent of the widget's adapters."""
     import nibabel as nib
-    from conftest import canonical
+    from testsupport import canonical
 
     from medai_lab.io import load_series
 

@@ -1,0 +1,162 @@
+"""The leaderboard of a phase: a table, a plain-text rendering, an HTML page, a notebook widget.
+
+One row per team (its best scored submission, see :mod:`medai_lab.challenge.scoring`): rank,
+mean Dice / HD95 / NSD with 95 % bootstrap CIs, failed cases, and rank stability (the 95 %
+interval of the team's rank over case resamples and how often it came first). Only aggregates
+are shown, in hidden and visible phases alike.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import TYPE_CHECKING, Any
+
+from medai_lab.challenge.scoring import rank_entries, rank_stability
+from medai_lab.challenge.spec import Phase, Spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from medai_lab.challenge.api import Challenge
+
+COLUMNS = [
+    "rank", "team", "submission", "submitted", "format",
+    "dice", "dice_ci_low", "dice_ci_high", "hd95", "hd95_ci_low", "hd95_ci_high",
+    "nsd", "nsd_ci_low", "nsd_ci_high", "failed_cases", "n_cases",
+    "rank_low", "rank_high", "p_first",
+]  # fmt: skip
+
+
+def build(challenge: Challenge, phase: str) -> pd.DataFrame:
+    """The ranked table (columns :data:`COLUMNS`) of ``phase``."""
+    import pandas as pd
+
+    spec = challenge.spec
+    ranked = rank_entries(challenge.store.scored(phase), spec.ranking)
+    tables = [pd.DataFrame(challenge.store.metric_rows(int(e["id"]))) for e in ranked]
+    stability = rank_stability(tables, spec.ranking, n_boot=spec.bootstrap)
+    rows = []
+    for e, st in zip(ranked, stability, strict=True):
+        rows.append(
+            {
+                "rank": e["rank"],
+                "team": e["team"],
+                "submission": int(e["id"]),
+                "submitted": e["created_at"],
+                "format": e["format"],
+                **{f"{m}": _num(e[f"{m}_mean"]) for m in ("dice", "hd95", "nsd")},
+                **{
+                    f"{m}_{s}": _num(e[f"{m}_{s}"])
+                    for m in ("dice", "hd95", "nsd")
+                    for s in ("ci_low", "ci_high")
+                },
+                "failed_cases": int(e["n_failed"]),
+                "n_cases": int(e["n_cases"]),
+                "rank_low": st["rank_low"],
+                "rank_high": st["rank_high"],
+                "p_first": st["p_first"],
+            }
+        )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def format_table(board: pd.DataFrame, spec: Spec, phase: Phase) -> str:
+    """A plain-text table for the terminal."""
+    tol = f"@{spec.nsd_tolerance_mm:g}mm"
+    head = ["#", "team", "Dice [95% CI]", "HD95 mm [95% CI]", f"NSD{tol} [95% CI]",
+            "failed", "rank 95%", "P(first)", "sub"]  # fmt: skip
+    lines = [head]
+    for r in board.to_dict("records"):
+        lines.append(
+            [
+                str(r["rank"]),
+                str(r["team"]),
+                _ci(r, "dice"),
+                _ci(r, "hd95", "{:.2f}"),
+                _ci(r, "nsd"),
+                f"{r['failed_cases']}/{r['n_cases']}",
+                _rank_range(r),
+                f"{r['p_first']:.2f}",
+                str(r["submission"]),
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    title = f"{spec.title}: phase {phase.name}" + (" (hidden test set)" if phase.hidden else "")
+    rule = "ranked by " + ", then ".join(
+        f"{k.metric} ({'higher' if k.order == 'desc' else 'lower'} is better)" for k in spec.ranking
+    )
+    if board.empty:
+        return f"{title}\nno scored submissions yet"
+    body = "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+                     for line in lines)  # fmt: skip
+    return f"{title}; {rule}\n{body}"
+
+
+def to_html(board: pd.DataFrame, spec: Spec, phase: Phase, *, page: bool = True) -> str:
+    """An HTML table (a whole page with ``page``); every value escaped."""
+    esc = html.escape
+    head = ["#", "team", "Dice [95% CI]", "HD95 mm [95% CI]", f"NSD @{spec.nsd_tolerance_mm:g} mm",
+            "failed cases", "rank (95%)", "P(first)"]  # fmt: skip
+    rows = []
+    for r in board.to_dict("records"):
+        cells = [str(r["rank"]), str(r["team"]), _ci(r, "dice"), _ci(r, "hd95", "{:.2f}"),
+                 _ci(r, "nsd"), f"{r['failed_cases']}/{r['n_cases']}", _rank_range(r),
+                 f"{r['p_first']:.2f}"]  # fmt: skip
+        rows.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+    if not rows:
+        rows.append(f'<tr><td colspan="{len(head)}">no scored submissions yet</td></tr>')
+    rule = ", then ".join(
+        f"{k.metric} ({'higher' if k.order == 'desc' else 'lower'} is better)" for k in spec.ranking
+    )
+    hidden = " &middot; hidden test set: aggregate scores only" if phase.hidden else ""
+    table = (
+        f'<table class="medai-leaderboard"><caption>{esc(spec.title)} &middot; phase '
+        f"{esc(phase.name)}{hidden}<br><small>ranked by {esc(rule)}; 95% bootstrap CIs over "
+        f"cases; rank interval from {spec.bootstrap} case resamples</small></caption>"
+        "<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr></thead>"
+        "<tbody>" + "".join(rows) + "</tbody></table>"
+    )
+    style = (
+        "<style>.medai-leaderboard{border-collapse:collapse;font-family:sans-serif}"
+        ".medai-leaderboard td,.medai-leaderboard th{border:1px solid #ccc;padding:4px 8px;"
+        "text-align:left}.medai-leaderboard caption{text-align:left;margin-bottom:6px}</style>"
+    )
+    if not page:
+        return style + table
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{esc(spec.title)}</title>'
+        f"{style}</head><body>{table}</body></html>\n"
+    )
+
+
+def widget(challenge: Challenge, phase: str) -> Any:
+    """An ipywidgets box: the leaderboard and a refresh button."""
+    import ipywidgets as w
+
+    spec, ph = challenge.spec, challenge.spec.phase(phase)
+    view = w.HTML()
+    button = w.Button(description="Refresh", icon="refresh")
+
+    def refresh(_: Any = None) -> None:
+        view.value = to_html(build(challenge, phase), spec, ph, page=False)
+
+    button.on_click(refresh)
+    refresh()
+    return w.VBox([button, view])
+
+
+def _num(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _ci(r: dict[str, Any], metric: str, fmt: str = "{:.3f}") -> str:
+    def f(x: float) -> str:
+        return "n/a" if x is None or math.isnan(x) else fmt.format(x)
+
+    return f"{f(r[metric])} [{f(r[f'{metric}_ci_low'])}, {f(r[f'{metric}_ci_high'])}]"
+
+
+def _rank_range(r: dict[str, Any]) -> str:
+    low, high = round(r["rank_low"]), round(r["rank_high"])
+    return str(low) if low == high else f"{low}-{high}"
