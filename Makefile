@@ -17,10 +17,13 @@ STAMP := $(VENV)/.medai-installed
 WIDGET_DIR := medai_lab/widgets/js
 WIDGET_JS := medai_lab/widgets/static/viewer.js
 
-install: $(STAMP) $(WIDGET_JS) labext
+install: $(STAMP) $(WIDGET_JS) labext hub-proxy
 
 # The JupyterLab extension (labext/ -> medai_lab/labextension/, linked into the venv).
 include labext/build.mk
+
+# configurable-http-proxy for `medai-lab hub` (medai_lab/hub/proxy, pinned npm package).
+include medai_lab/hub/proxy/build.mk
 
 $(WIDGET_JS): $(WIDGET_DIR)/package-lock.json medai_lab/widgets/data/presets.json $(shell find $(WIDGET_DIR)/src -type f 2>/dev/null)
 	cd $(WIDGET_DIR) && npm ci --no-audit --no-fund --loglevel=error && npm run build
@@ -58,5 +61,5 @@ lock: install
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 -o environments/requirements-cuda.lock
 
-clean: labext-clean
+clean: labext-clean hub-proxy-clean
 	rm -rf $(VENV) .pytest_cache build dist $(WIDGET_DIR)/node_modules $(WIDGET_JS)

@@ -78,8 +78,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from medai_lab.hub.memory import install as cap_gpu_memory
     from medai_lab.tasks.command import main as train_main
 
+    cap_gpu_memory()  # a time-sliced GPU share on the hub: MEDAI_GPU_MEMORY_FRACTION
     return train_main(args.rest)
 
 
@@ -220,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     from medai_lab.server.launch import add_parser as add_lab
 
     add_lab(sub)
+
+    from medai_lab.hub.command import add_parser as add_hub
+
+    add_hub(sub)
 
     p = sub.add_parser("demo", help="the main job, headless, on embedded defaults")
     p.add_argument("--out", default="medai-demo", help="working folder (default: ./medai-demo)")

@@ -37,8 +37,10 @@ def _formatter(name: str) -> Any:
 
 def load_ipython_extension(ip: Any) -> None:
     """Register the ``%medai`` magic and the display formatters on shell ``ip``."""
+    from medai_lab.hub.memory import install as cap_gpu_memory
     from medai_lab.kernel.magics import MedaiMagics
 
+    cap_gpu_memory()  # a time-sliced GPU share on the hub: cap PyTorch once CUDA starts
     ip.register_magics(MedaiMagics)
     for mime, module, name, func in _TYPES:
         ip.display_formatter.formatters[mime].for_type_by_name(module, name, _formatter(func))

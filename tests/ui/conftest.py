@@ -152,6 +152,15 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        for child in _children(todo.pop()):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -219,45 +228,26 @@ def _ui_components() -> None:
         missing_component(f"Chromium at {CHROMIUM} (Debian package chromium)")
 
 
-@pytest.fixture(scope="session")
-def lab(_ui_components: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    """A real ``jupyter lab`` for the session (see the module docstring)."""
-    base = tmp_path_factory.mktemp("jupyter")
-    root = base / "root"
-    root.mkdir()
-    env = _jupyter_env(base)
-    token = secrets.token_hex(24)
-    port = _free_port()
-    log = base / "lab.log"
+@contextlib.contextmanager
+def running_lab(base: Path, root: Path, env: dict[str, str]) -> Iterator[LabServer]:
+    """``jupyter lab`` on a free loopback port serving ``root``; stopped with its kernels (and
+    anything they started, e.g. the proxied MLflow server) at the end."""
+    token, port, log = secrets.token_hex(24), _free_port(), base / "lab.log"
     cmd = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--ServerApp.root_dir={root}",
-        f"--IdentityProvider.token={token}",
-        "--LabApp.news_url=None",
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}", "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.expose_app_in_browser=True",
-        "--LabApp.extension_manager=readonly",
-        "--ServerApp.terminals_enabled=False",
-        "--MappingKernelManager.cull_idle_timeout=0",
-    ]
+        "--LabApp.expose_app_in_browser=True", "--LabApp.extension_manager=readonly",
+        "--ServerApp.terminals_enabled=False", "--MappingKernelManager.cull_idle_timeout=0",
+    ]  # fmt: skip
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI runners
         cmd.append("--allow-root")
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            cmd,
-            cwd=root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+            cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     server = LabServer(f"http://127.0.0.1:{port}", token, root, proc, log)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -273,7 +263,22 @@ def lab(_ui_components: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 time.sleep(0.25)
         yield server
     finally:
+        spawned = _descendants(proc.pid)
         server.stop()
+        for pid in spawned:
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def lab(_ui_components: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """A real ``jupyter lab`` for the session (see the module docstring)."""
+    base = tmp_path_factory.mktemp("jupyter")
+    root = base / "root"
+    root.mkdir()
+    with running_lab(base, root, _jupyter_env(base)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -10,17 +10,13 @@ the test's temporary folder), never into git.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
 import re
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import time
-import urllib.error
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -28,28 +24,11 @@ from typing import Any
 
 import pytest
 
-from .conftest import (
-    START_TIMEOUT_S,
-    LabServer,
-    _alive,
-    _children,
-    _free_port,
-    _jupyter_env,
-    guarded_page,
-)
+from .conftest import LabServer, _jupyter_env, guarded_page, running_lab
 
 REPO = Path(__file__).resolve().parents[2]
 LABEXT = REPO / "medai_lab" / "labextension"
 MLFLOW_START_S = 240  # first start creates the SQLite schema; two shared cores are slow
-
-
-def _descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        for child in _children(todo.pop()):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 def _install_into(env: dict[str, str], base: Path) -> None:
@@ -97,42 +76,8 @@ def medai_lab(
     env = _jupyter_env(base)
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{base / 'mlflow' / 'mlflow.db'}"
     _install_into(env, base)
-    token, port, log = secrets.token_hex(24), _free_port(), base / "lab.log"
-    cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}",
-        f"--IdentityProvider.token={token}", "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.expose_app_in_browser=True", "--ServerApp.terminals_enabled=False",
-    ]  # fmt: skip
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    server = LabServer(f"http://127.0.0.1:{port}", token, root, proc, log)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{server.log_tail()}")
-            try:
-                server.api("GET", "/api/status", timeout=2)
-                break
-            except (OSError, urllib.error.URLError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"jupyter lab did not answer in {START_TIMEOUT_S:.0f} s")
-                time.sleep(0.25)
+    with running_lab(base, root, env) as server:
         yield server
-    finally:
-        spawned = _descendants(proc.pid)  # kernels and the MLflow server with its workers
-        server.stop()
-        for pid in spawned:
-            if _alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")

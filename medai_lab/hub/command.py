@@ -1,0 +1,189 @@
+"""``medai-lab hub``: a JupyterHub for one server (workshops, small labs).
+
+Writes ``DATA/medai_hub.json`` + ``DATA/jupyterhub_config.py`` and replaces itself with
+``jupyterhub -f DATA/jupyterhub_config.py`` (so signals reach JupyterHub directly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from medai_lab.errors import MedaiError
+
+
+def _quota(text: str) -> tuple[str, int]:
+    group, sep, n = text.partition("=")
+    if not sep or not group or not n.isdigit():
+        raise argparse.ArgumentTypeError(f"expected GROUP=N, got {text!r}")
+    return group, int(n)
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``hub`` on the main parser's subparsers."""
+    p = sub.add_parser(
+        "hub",
+        help="a JupyterHub for one server: GPU sharing, MLflow service, idle culling",
+        description="Start a JupyterHub for a workshop or a small lab on this machine.",
+    )
+    p.add_argument("--port", type=int, default=8000, help="public port (default 8000)")
+    p.add_argument("--ip", default="127.0.0.1", help="address to listen on (0.0.0.0: the room)")
+    p.add_argument("--data", default="medai-hub", help="hub state folder (default ./medai-hub)")
+    p.add_argument(
+        "--gpus",
+        default="auto",
+        help="GPU pool: auto (NVML), auto:N (N shares per GPU), none, or a declared list "
+        "such as '0,1', 'MIG-<uuid>,MIG-<uuid>', '0:4' (GPU 0 in 4 shares), '0:2@0.4'",
+    )
+    p.add_argument("--gpus-per-server", type=int, default=1, metavar="N")
+    p.add_argument("--max-gpus-per-user", type=int, default=None, metavar="N")
+    p.add_argument(
+        "--group-quota",
+        type=_quota,
+        action="append",
+        default=[],
+        metavar="GROUP=N",
+        help="at most N GPU units held by members of GROUP at once ('*': users in no group)",
+    )
+    p.add_argument("--admin", action="extend", nargs="+", default=[], metavar="USER")
+    p.add_argument("--authenticator", choices=["native", "pam"], default="native")
+    p.add_argument("--open-signup", action="store_true", help="sign-ups need no admin approval")
+    p.add_argument(
+        "--isolation",
+        choices=["shared", "system"],
+        default="shared",
+        help="shared: users need no Unix account, all servers run as one account (workshops); "
+        "system: each hub user is a Unix user (use with --authenticator pam)",
+    )
+    p.add_argument("--run-as", default="", metavar="ACCOUNT", help="servers' account (root hub)")
+    p.add_argument("--allow-root", action="store_true", help="servers may run as root (CI only)")
+    p.add_argument("--postgres", default="", metavar="URL", help="MLflow store on PostgreSQL")
+    p.add_argument("--artifacts", default="", metavar="DIR", help="MLflow artifacts (shared disk)")
+    p.add_argument("--no-mlflow", action="store_true", help="no MLflow service")
+    p.add_argument("--cull-timeout", type=int, default=3600, metavar="S", help="0: no culling")
+    p.add_argument("--cull-every", type=int, default=300, metavar="S")
+    p.add_argument("--pacs", action="store_true", help="a workshop PACS at /services/pacs")
+    p.add_argument("--challenge", default="", metavar="DIR", help="run the hackathon evaluator")
+    p.add_argument("--server-cmd", default="", help="single-user command (default: singleuser)")
+    p.add_argument("--default-url", default="/lab")
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--print-config", action="store_true", help="write the config, do not start")
+    p.add_argument("--export-usage", metavar="CSV", help="write GPU-hours per user and exit")
+    p.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`HubSettings` for parsed arguments (inventory resolved, ports chosen)."""
+    from medai_lab.hub.inventory import parse_inventory
+    from medai_lab.hub.policy import Policy
+    from medai_lab.hub.settings import HubSettings
+
+    per_server = args.gpus_per_server
+    policy = Policy(per_server, args.max_gpus_per_user or per_server, dict(args.group_quota))
+    settings = HubSettings(
+        data_dir=str(Path(args.data).resolve()),
+        ip=args.ip,
+        port=args.port,
+        admins=list(args.admin),
+        authenticator=args.authenticator,
+        open_signup=args.open_signup,
+        isolation=args.isolation,
+        run_as=args.run_as,
+        allow_root=args.allow_root,
+        gpus=args.gpus,
+        inventory=[d.to_dict() for d in parse_inventory(args.gpus)],
+        policy=policy.to_dict(),
+        mlflow=not args.no_mlflow,
+        postgres=args.postgres,
+        artifacts_dir=args.artifacts,
+        cull_timeout=args.cull_timeout,
+        cull_every=args.cull_every,
+        pacs=args.pacs,
+        challenge_dir=str(Path(args.challenge).resolve()) if args.challenge else "",
+        server_cmd=shlex.split(args.server_cmd),
+        default_url=args.default_url,
+        log_level=args.log_level,
+    )
+    return settings.resolve_ports()
+
+
+def _check(settings: Any) -> list[str]:
+    """Refuse what cannot work; return warnings for what is risky."""
+    from medai_lab.hub.config import proxy_command
+
+    proxy = proxy_command(settings)[0]
+    if not (Path(proxy).exists() or shutil.which(proxy)):
+        raise MedaiError(
+            "configurable-http-proxy is not installed: run `make install` (or "
+            "`npm ci --prefix medai_lab/hub/proxy`)"
+        )
+    root_shared = os.geteuid() == 0 and settings.isolation == "shared"
+    if root_shared and not settings.run_as and not settings.allow_root:
+        raise MedaiError(
+            "running as root: give --run-as ACCOUNT (an unprivileged account for the "
+            "servers), or run the hub as an ordinary user"
+        )
+    warnings = []
+    if settings.ip not in ("127.0.0.1", "localhost", "::1"):
+        warnings.append(f"listening on {settings.ip} over plain HTTP: put TLS in front")
+        if settings.open_signup:
+            warnings.append("open sign-up on a network address: anyone who reaches it can join")
+    if settings.authenticator == "native" and not settings.admins and not settings.open_signup:
+        warnings.append("no --admin: nobody can approve sign-ups")
+    if not settings.inventory:
+        warnings.append("no GPUs in the pool: every server gets the CPU profile")
+    return warnings
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export usage, or write the configuration and exec JupyterHub."""
+    if args.export_usage:
+        from medai_lab.hub.accounting import write_usage_csv
+
+        state = Path(args.data).resolve() / "gpu-state.sqlite"
+        if not state.exists():
+            raise MedaiError(f"no GPU state at {state}: is --data the hub's folder?")
+        rows = write_usage_csv(state, args.export_usage)
+        print(f"wrote GPU-hours of {len(rows)} user(s) to {args.export_usage}")
+        return 0
+    from medai_lab.hub.inventory import describe
+    from medai_lab.hub.settings import write_config
+
+    settings = settings_from_args(args)
+    for line in _check(settings):
+        print(f"medai-lab hub: warning: {line}", file=sys.stderr)
+    config = write_config(settings)
+    command = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
+    print(f"GPU pool: {describe([_dev(d) for d in settings.inventory])}")
+    print(f"hub: {settings.public_url}  (config {config})")
+    if settings.mlflow:
+        print(f"MLflow: {settings.mlflow_uri}  (store {_redact(settings.mlflow_store)})")
+    if args.print_config:
+        print(" ".join(shlex.quote(c) for c in command))
+        return 0
+    sys.stdout.flush()
+    os.chdir(settings.data)
+    os.execv(command[0], command)
+    return 0  # not reached
+
+
+def _dev(d: dict[str, Any]) -> Any:
+    from medai_lab.hub.inventory import GpuDevice
+
+    return GpuDevice.from_dict(d)
+
+
+def _redact(url: str) -> str:
+    """A database URL without its password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
