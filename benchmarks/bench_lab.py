@@ -24,7 +24,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _lab import free_port, isolated_env
 from _quiet import Quiet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,27 +50,9 @@ MEDAI_SECTION = "() => [...document.querySelectorAll('.jp-Launcher-section h2')]
     ".some(h => h.textContent.includes('MedAI Lab'))"  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _env(base: Path, with_ext: bool) -> dict[str, str]:
-    env = dict(os.environ, JUPYTER_PLATFORM_DIRS="1", PYTHONUNBUFFERED="1")
-    env.pop("JUPYTER_PATH", None)
-    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
-        (base / name).mkdir(parents=True)
-        env[name] = str(base / name)
+    env = isolated_env(base)
     conf, data = base / "JUPYTER_CONFIG_DIR", base / "JUPYTER_DATA_DIR"
-    settings = conf / "lab" / "user-settings"
-    notes = settings / "@jupyterlab" / "apputils-extension"
-    notes.mkdir(parents=True)
-    (notes / "notification.jupyterlab-settings").write_text(
-        json.dumps({"checkForUpdates": False, "fetchNews": "false"})
-    )
-    env["JUPYTERLAB_SETTINGS_DIR"] = str(settings)
-    env["JUPYTERLAB_WORKSPACES_DIR"] = str(base / "workspaces")
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{base / 'mlflow.db'}"
     if with_ext:
         (conf / "jupyter_server_config.d").mkdir()
@@ -95,7 +77,7 @@ def _lab_once(browser: Any, with_ext: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-lab-") as tmp:
         base = Path(tmp)
         (base / "root").mkdir()
-        env, token, port = _env(base, with_ext), secrets.token_hex(16), _free_port()
+        env, token, port = _env(base, with_ext), secrets.token_hex(16), free_port()
         cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
                f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
                f"--ServerApp.root_dir={base / 'root'}", f"--IdentityProvider.token={token}",

@@ -31,7 +31,6 @@ import contextlib
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _lab import free_port, isolated_env
 from _quiet import Quiet, cpu_mark, others_share
 
 CHROMIUM_ARGS = [
@@ -116,12 +116,6 @@ W.VBox([slider_mpl, image_mpl])
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _loopback(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme in ("data", "blob", "about") or parts.hostname in (
@@ -137,26 +131,14 @@ class Lab:
     def __init__(self, base: Path) -> None:
         self.root = base / "root"
         self.root.mkdir()
-        env = dict(os.environ, JUPYTER_PLATFORM_DIRS="1", PYTHONUNBUFFERED="1")
-        for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
-            (base / name).mkdir()
-            env[name] = str(base / name)
-        env.pop("JUPYTER_PATH", None)
+        env = isolated_env(base)
         spec = base / "JUPYTER_DATA_DIR" / "kernels" / "python3"
         spec.mkdir(parents=True)
         argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
         (spec / "kernel.json").write_text(
             json.dumps({"argv": argv, "display_name": "Python 3", "language": "python"})
         )
-        settings = base / "JUPYTER_CONFIG_DIR" / "lab" / "user-settings"
-        notes = settings / "@jupyterlab" / "apputils-extension"
-        notes.mkdir(parents=True)
-        (notes / "notification.jupyterlab-settings").write_text(
-            json.dumps({"checkForUpdates": False, "fetchNews": "false"})
-        )
-        env["JUPYTERLAB_SETTINGS_DIR"] = str(settings)
-        env["JUPYTERLAB_WORKSPACES_DIR"] = str(base / "workspaces")
-        self.token, port = secrets.token_hex(24), _free_port()
+        self.token, port = secrets.token_hex(24), free_port()
         self.url = f"http://127.0.0.1:{port}"
         cmd = [
             sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
