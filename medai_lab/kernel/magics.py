@@ -25,12 +25,15 @@ def gpu_report(status: dict[str, Any] | None = None, pid: int | None = None) -> 
 
     status = query() if status is None else status
     pid = os.getpid() if pid is None else pid
+    # On the hub: why this server got no GPU, or the share of one it got (medai_lab.hub).
+    hub_note = os.environ.get("MEDAI_GPU_MESSAGE", "").strip()
+    share = os.environ.get("MEDAI_GPU_MEMORY_FRACTION", "").strip()
     if status["cpu_only"]:
         why = f" ({status['error']})" if status.get("error") else ""
-        return f"CPU only: no NVIDIA GPU on this machine{why}"
+        return hub_note or f"CPU only: no NVIDIA GPU on this machine{why}"
     gpus = visible(status)
     if not gpus:
-        return "CPU only: CUDA_VISIBLE_DEVICES hides every GPU from this kernel"
+        return hub_note or "CPU only: CUDA_VISIBLE_DEVICES hides every GPU from this kernel"
     lines = []
     for g in gpus:
         util = "?" if g["utilization"] is None else f"{g['utilization']}%"
@@ -39,6 +42,8 @@ def gpu_report(status: dict[str, Any] | None = None, pid: int | None = None) -> 
             f"GPU{g['index']} {g['name']}: {g['memory_used'] / GB:.1f}/{g['memory_total'] / GB:.1f}"
             f" GB used, {util} busy; this kernel uses {mine / GB:.1f} GB"
         )
+    if share:
+        lines.append(f"time-sliced share: PyTorch may use {float(share):.0%} of the GPU memory")
     return "\n".join([*lines, f"driver {status['driver']}"])
 
 

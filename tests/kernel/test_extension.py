@@ -95,6 +95,21 @@ def test_gpu_magic(ip: InteractiveShell, capsys) -> None:
     assert out.startswith(("CPU only", "GPU"))
 
 
+def test_gpu_report_says_why_the_hub_gave_no_gpu(monkeypatch) -> None:
+    from medai_lab.kernel.magics import gpu_report
+
+    status = {"cpu_only": True, "gpus": [], "driver": None, "error": None}
+    assert gpu_report(status).startswith("CPU only: no NVIDIA GPU")
+    monkeypatch.setenv("MEDAI_GPU_MESSAGE", "All 2 GPUs are in use; this server runs on the CPU.")
+    assert gpu_report(status) == "All 2 GPUs are in use; this server runs on the CPU."
+    gpu = {"index": 0, "uuid": "GPU-x", "name": "NVIDIA H100", "memory_total": 80 * 1024**3,
+           "memory_used": 8 * 1024**3, "utilization": 12, "processes": []}  # fmt: skip
+    monkeypatch.setenv("MEDAI_GPU_MEMORY_FRACTION", "0.25")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    report = gpu_report({"cpu_only": False, "gpus": [gpu], "driver": "550.54", "error": None})
+    assert "GPU0 NVIDIA H100: 8.0/80.0 GB" in report and "share" in report and "25%" in report
+
+
 def test_help_and_unknown(ip: InteractiveShell, capsys) -> None:
     ip.run_line_magic("medai", "")
     ip.run_line_magic("medai", "frobnicate")
