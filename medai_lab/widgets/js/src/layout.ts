@@ -1,0 +1,173 @@
+// Layout and toolbar wiring: controls <-> state, legend, progress bar, info line, pane sizing.
+import { clamp, sliceAxis, voxelToWorld } from "./geometry";
+import { COMPARE_COLORS, labelColor, labelName } from "./overlay";
+import { PLANES, type Convention, type Layout, type OverlayMode, type Vec3 } from "./types";
+import { renderLegend, type LegendItem } from "./ui";
+import type { Viewer } from "./viewer";
+
+function fmt(x: number, d = 1): string {
+  return Number.isInteger(x) ? String(x) : x.toFixed(d);
+}
+
+export class ViewerLayout {
+  constructor(private v: Viewer) {}
+
+  /** Reflect the viewer state in the toolbar, panes (visibility, letters, sliders) and legend. */
+  syncControls(): void {
+    const v = this.v, u = v.ui;
+    for (const [name, b] of Object.entries(u.presets)) b.classList.toggle("mv-on", name === v.preset);
+    u.wl.textContent = `W ${fmt(v.win[0])} L ${fmt(v.win[1])}`;
+    u.layout.value = v.layout;
+    u.convention.value = v.convention;
+    u.overlay.value = v.overlayMode;
+    u.opacity.value = String(v.opacity);
+    u.outline.checked = v.outline;
+    u.show3d.checked = v.show3d;
+    const vols = v.meta?.volumes;
+    for (const o of Array.from(u.overlay.options)) {
+      if (o.value === "prediction") o.disabled = !!vols && !vols.includes("prediction");
+      if (o.value === "compare") o.disabled = !!vols && !(vols.includes("prediction") && vols.includes("labels"));
+    }
+    u.grid.classList.toggle("mv-single", v.layout !== "three");
+    for (const p of PLANES) {
+      const pane = v.panes[p];
+      pane.root.classList.toggle("mv-shown", v.layout === p);
+      pane.setLetters(v.convention);
+      const n = v.meta ? v.meta.shape[sliceAxis(p)] : 1;
+      pane.slider.max = String(n - 1);
+      pane.slider.value = String(v.cursor[sliceAxis(p)]);
+    }
+    this.syncLegend();
+  }
+
+  syncLegend(): void {
+    const v = this.v;
+    const items: LegendItem[] = [];
+    if (v.overlayMode === "compare") {
+      for (const [k, name] of [["TP", "true positive"], ["FP", "false positive"], ["FN", "false negative"]] as const)
+        items.push({ value: 0, name, color: COMPARE_COLORS[k], hidden: false, toggle: false });
+    }
+    const labels = v.meta?.labels ?? [];
+    for (const l of labels)
+      items.push({ value: l.value, name: l.name, color: labelColor(l.value, labels), hidden: v.hidden.has(l.value), toggle: true });
+    renderLegend(v.ui.legend, items, (value, vis) => {
+      const h = new Set(v.hidden);
+      if (vis) h.delete(value); else h.add(value);
+      v.setHidden(h, true);
+    });
+  }
+
+  /** Toolbar controls -> state + traits. */
+  bindControls(): void {
+    const v = this.v, u = v.ui, r = v.render, sync = v.sync;
+    for (const [name, b] of Object.entries(u.presets)) b.addEventListener("click", () => v.applyPreset(name, true));
+    u.layout.addEventListener("change", () => {
+      v.layout = u.layout.value as Layout;
+      if (v.layout !== "three") v.active = v.layout;
+      sync.commit("pane_layout", v.layout, true);
+      this.syncControls();
+      r.markAll();
+    });
+    u.convention.addEventListener("change", () => {
+      v.convention = u.convention.value as Convention;
+      sync.commit("convention", v.convention, true);
+      this.syncControls();
+      r.markAll();
+    });
+    u.overlay.addEventListener("change", () => {
+      v.overlayMode = u.overlay.value as OverlayMode;
+      sync.commit("overlay_mode", v.overlayMode, true);
+      this.syncLegend();
+      r.markSlices();
+    });
+    u.opacity.addEventListener("input", () => {
+      v.opacity = Number(u.opacity.value);
+      sync.commit("opacity", v.opacity);
+      r.markSlices();
+    });
+    u.outline.addEventListener("change", () => {
+      v.outline = u.outline.checked;
+      sync.commit("outline", v.outline, true);
+      r.markSlices();
+    });
+    u.show3d.addEventListener("change", () => {
+      v.show3d = u.show3d.checked;
+      sync.commit("show_3d", v.show3d, true);
+      r.mark3d();
+    });
+    // Keep keyboard focus on the viewer after using a control.
+    for (const c of [u.layout, u.convention, u.overlay]) c.addEventListener("change", () => v.root.focus());
+  }
+
+  /** Size the grid (unless meta.height fixes it) and the pane canvases to their boxes. */
+  observeSize(): void {
+    const v = this.v, r = v.render;
+    const dpr = () => window.devicePixelRatio || 1;
+    const ro = new ResizeObserver(() => {
+      if (!v.meta?.height) {
+        const w = v.ui.grid.clientWidth;
+        const h = Math.round(clamp(v.layout === "three" ? w * 0.82 : w * 0.72, 300, 900));
+        if (Math.abs(v.ui.grid.clientHeight - h) > 1) v.ui.grid.style.height = `${h}px`;
+      }
+      for (const p of PLANES) {
+        const st = v.panes[p].canvas.parentElement!;
+        if (v.panes[p].resize(st.clientWidth, st.clientHeight, dpr())) {
+          r.dirtyView.add(p);
+          r.dirtyXhair = true;
+        }
+      }
+      const st3 = v.pane3d.canvas.parentElement!;
+      if (v.pane3d.resize(st3.clientWidth, st3.clientHeight, dpr())) r.dirty3d = true;
+      // Paint synchronously so a resize never shows an empty canvas.
+      r.renderNow();
+    });
+    ro.observe(v.ui.grid);
+    for (const p of PLANES) ro.observe(v.panes[p].root);
+    ro.observe(v.pane3d.root);
+    v.disposers.push(() => ro.disconnect());
+  }
+
+  /** Progress bar and its text, from the transport's byte counters. */
+  showProgress(): void {
+    const v = this.v, s = v.store, u = v.ui;
+    const frac = s.expectedBytes > 0 ? s.decodedBytes / s.expectedBytes : 0;
+    const loading = s.loading();
+    u.progress.classList.toggle("mv-done", !loading);
+    u.bar.style.width = `${Math.round(frac * 100)}%`;
+    const lvl = s.bestLevelNumber("image");
+    u.ptext.textContent = loading
+      ? `loading ${Math.round(frac * 100)}%${lvl > 0 ? " (preview shown)" : ""}`
+      : v.error ? "" : "";
+  }
+
+  showError(m: string): void {
+    this.v.ui.ptext.textContent = m;
+    this.v.ui.ptext.classList.add("mv-error");
+  }
+
+  private valueAt(name: string, ijk: Vec3): number | null {
+    const lv = this.v.store.best(name);
+    if (!lv) return null;
+    const idx = [0, 1, 2].map((a) => clamp(Math.floor(ijk[a] / (lv.factor[a] || 1)), 0, lv.shape[a] - 1));
+    return lv.data[idx[0] + lv.shape[0] * (idx[1] + lv.shape[1] * idx[2])];
+  }
+
+  /** The info line: voxel, RAS position, value and labels under the cursor. */
+  updateInfo(): void {
+    const v = this.v;
+    const meta = v.meta;
+    if (!meta) return;
+    const c = v.cursor;
+    const w = voxelToWorld(meta.affine, meta.spacing, c);
+    const val = this.valueAt("image", c);
+    const ct = (meta.modality || "").toUpperCase() === "CT";
+    const lvl = v.store.bestLevelNumber("image");
+    let s = `voxel [${c.join(", ")}] · RAS (${w.map((x) => x.toFixed(1)).join(", ")}) mm`;
+    if (val !== null) s += ` · ${ct ? "HU" : "value"} ${Number.isInteger(val) ? val : val.toPrecision(5)}${lvl > 0 ? " (preview)" : ""}`;
+    const lab = this.valueAt("labels", c);
+    if (lab) s += ` · label ${labelName(lab, meta.labels)}`;
+    const pr = this.valueAt("prediction", c);
+    if (pr) s += ` · pred ${labelName(pr, meta.labels)}`;
+    v.ui.info.textContent = s;
+  }
+}

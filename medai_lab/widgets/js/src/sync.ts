@@ -1,0 +1,188 @@
+// Model/trait synchronisation: initial trait read, change:* listeners, throttled commits
+// (set + save_changes) and the coalesced `status` trait.
+import { clamp } from "./geometry";
+import { colorTable } from "./overlay";
+import type { AnyModel, Convention, Vec3 } from "./types";
+import type { Viewer } from "./viewer";
+import { presetWindow } from "./windowing";
+
+const SAVE_INTERVAL_MS = 100;
+const STATUS_INTERVAL_MS = 100;
+
+export function isVec3(v: unknown): v is Vec3 {
+  return Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === "number" && isFinite(x));
+}
+
+export class ModelSync {
+  private saveTimer = 0;
+  private lastSave = 0;
+  private statusTimer = 0;
+  private lastStatus = 0;
+
+  constructor(private v: Viewer, private model: AnyModel) {}
+
+  /** Initialise viewer state from the model's traits (committing defaults the model lacks). */
+  readTraits(): void {
+    const v = this.v, m = this.model;
+    this.applyMeta(m.get("meta"));
+    const layout = m.get("pane_layout");
+    if (["three", "axial", "coronal", "sagittal"].includes(layout)) v.layout = layout;
+    if (m.get("convention") === "neurological") v.convention = "neurological";
+    const om = m.get("overlay_mode");
+    if (["labels", "prediction", "compare", "none"].includes(om)) v.overlayMode = om;
+    const op = Number(m.get("opacity"));
+    if (isFinite(op)) v.opacity = clamp(op, 0, 1);
+    v.outline = !!m.get("outline");
+    v.hidden = new Set((m.get("hidden_labels") ?? []).map(Number));
+    const s3 = m.get("show_3d");
+    v.show3d = s3 === undefined || s3 === null ? true : !!s3;
+    v.ctable = colorTable(v.meta?.labels, v.hidden);
+    v.preset = String(m.get("preset") || "auto");
+    const w = m.get("window");
+    if (Array.isArray(w) && w.length === 2 && Number(w[0]) > 0) v.win = [Number(w[0]), Number(w[1])];
+    else {
+      const pw = presetWindow(v.preset, v.meta);
+      if (pw) v.win = pw;
+      this.commit("window", [...v.win], true);
+    }
+    const c = m.get("cursor");
+    if (isVec3(c)) v.cursor = v.clampCursor(c);
+    else if (v.meta) this.commit("cursor", [...v.cursor], true);
+    v.rebuildLut();
+  }
+
+  /** Subscribe to custom messages and trait changes; unsubscribed through the viewer's disposers. */
+  bind(): void {
+    const v = this.v, model = this.model, r = v.render;
+    const on = (ev: string, cb: (...a: any[]) => void) => {
+      model.on(ev, cb);
+      v.disposers.push(() => model.off(ev, cb));
+    };
+    on("msg:custom", (msg: any, buffers: unknown[]) => v.store.handle(msg, buffers));
+    on("change:meta", () => {
+      this.applyMeta(model.get("meta"));
+      v.rebuildLut();
+      v.ctable = colorTable(v.meta?.labels, v.hidden);
+      v.update3dVolume();
+      v.layoutUi.syncControls();
+      r.markAll();
+    });
+    on("change:window", () => {
+      const w = model.get("window");
+      if (!Array.isArray(w) || w.length !== 2 || !(Number(w[0]) > 0)) return;
+      if (w[0] === v.win[0] && w[1] === v.win[1]) return;
+      v.win = [Number(w[0]), Number(w[1])];
+      v.rebuildLut();
+      v.layoutUi.syncControls();
+      r.markSlices();
+    });
+    on("change:preset", () => {
+      const p = String(model.get("preset") || "auto");
+      if (p === v.preset) return;
+      v.applyPreset(p, false);
+    });
+    on("change:cursor", () => {
+      const c = model.get("cursor");
+      if (!isVec3(c)) return;
+      v.setCursor(v.clampCursor(c), null, false);
+    });
+    on("change:pane_layout", () => {
+      const l = model.get("pane_layout");
+      if (["three", "axial", "coronal", "sagittal"].includes(l) && l !== v.layout) {
+        v.layout = l;
+        v.layoutUi.syncControls();
+        r.markAll();
+      }
+    });
+    on("change:convention", () => {
+      const c: Convention = model.get("convention") === "neurological" ? "neurological" : "radiological";
+      if (c !== v.convention) { v.convention = c; v.layoutUi.syncControls(); r.markAll(); }
+    });
+    on("change:overlay_mode", () => {
+      const om = model.get("overlay_mode");
+      if (["labels", "prediction", "compare", "none"].includes(om) && om !== v.overlayMode) {
+        v.overlayMode = om;
+        v.layoutUi.syncControls();
+        r.markSlices();
+      }
+    });
+    on("change:opacity", () => {
+      const op = Number(model.get("opacity"));
+      if (isFinite(op) && op !== v.opacity) { v.opacity = clamp(op, 0, 1); v.layoutUi.syncControls(); r.markSlices(); }
+    });
+    on("change:outline", () => {
+      const o = !!model.get("outline");
+      if (o !== v.outline) { v.outline = o; v.layoutUi.syncControls(); r.markSlices(); }
+    });
+    on("change:hidden_labels", () => {
+      const h = new Set<number>((model.get("hidden_labels") ?? []).map(Number));
+      if (h.size === v.hidden.size && [...h].every((x) => v.hidden.has(x))) return;
+      v.setHidden(h, false);
+    });
+    on("change:show_3d", () => {
+      const s = !!model.get("show_3d");
+      if (s !== v.show3d) { v.show3d = s; v.layoutUi.syncControls(); r.mark3d(); }
+    });
+  }
+
+  /** Set a trait locally; save now, or coalesced to at most one save per SAVE_INTERVAL_MS. */
+  commit(name: string, value: unknown, now = false): void {
+    this.model.set(name, value);
+    const since = performance.now() - this.lastSave;
+    if (now || since >= SAVE_INTERVAL_MS) {
+      if (this.saveTimer) { clearTimeout(this.saveTimer); this.saveTimer = 0; }
+      this.lastSave = performance.now();
+      this.model.save_changes();
+    } else if (!this.saveTimer) {
+      this.saveTimer = window.setTimeout(() => {
+        this.saveTimer = 0;
+        this.lastSave = performance.now();
+        if (!this.v.destroyed) this.model.save_changes();
+      }, SAVE_INTERVAL_MS - since);
+    }
+  }
+
+  /** Apply the `meta` trait: shape/spacing defaults, store pruning, cursor reset, title, height. */
+  private applyMeta(meta: any): void {
+    const v = this.v;
+    if (!meta || !isVec3(meta.shape)) { v.meta = undefined; return; }
+    const shape = meta.shape.map((x: number) => Math.max(1, Math.round(x))) as Vec3;
+    const spacing = isVec3(meta.spacing) ? (meta.spacing.map((x: number) => (x > 0 ? x : 1)) as Vec3) : ([1, 1, 1] as Vec3);
+    const prevShape = v.meta?.shape;
+    v.meta = { ...meta, shape, spacing, dtype: meta.dtype || "int16", range: meta.range || [0, 1] };
+    v.store.prune(meta.volumes, shape);
+    const fresh = !prevShape || prevShape.some((s, a) => s !== shape[a]);
+    if (fresh && !isVec3(this.model.get("cursor"))) v.cursor = [shape[0] >> 1, shape[1] >> 1, shape[2] >> 1];
+    v.cursor = v.clampCursor(v.cursor);
+    v.ui.title.textContent = meta.title || "";
+    v.ui.title.title = meta.title || "";
+    const h = Number(meta.height);
+    if (h > 0) v.ui.grid.style.height = `${h}px`;
+  }
+
+  /** Publish load progress / first paint / errors as the `status` trait, at most every 100 ms. */
+  scheduleStatus(now = false): void {
+    if (this.statusTimer) return;
+    const wait = now ? 0 : Math.max(0, STATUS_INTERVAL_MS - (performance.now() - this.lastStatus));
+    this.statusTimer = window.setTimeout(() => {
+      this.statusTimer = 0;
+      const v = this.v;
+      if (v.destroyed) return;
+      this.lastStatus = performance.now();
+      const s = v.store;
+      const fp = v.render.firstPaintMs;
+      this.model.set("status", {
+        received: s.decodedBytes, total: s.expectedBytes, wire: s.wireBytes,
+        level: s.bestLevelNumber("image"),
+        first_paint_ms: fp === null ? null : Math.round(fp * 10) / 10,
+        loading: s.loading(), error: v.error || null,
+      });
+      this.model.save_changes();
+    }, wait);
+  }
+
+  dispose(): void {
+    if (this.saveTimer) clearTimeout(this.saveTimer);
+    if (this.statusTimer) clearTimeout(this.statusTimer);
+  }
+}
