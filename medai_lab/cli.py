@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from medai_lab import __version__
 from medai_lab.errors import MedaiError
@@ -47,23 +47,6 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_deid(args: argparse.Namespace) -> int:
-    from medai_lab.deid import deidentify_tree
-
-    report = deidentify_tree(
-        args.in_dir,
-        args.out_dir,
-        options=args.option or (),
-        key_file=args.key_file,
-        workers=args.workers,
-        allow_burned_in=args.allow_burned_in,
-        linkage_file=args.linkage,
-        progress=not args.quiet,
-    )
-    print(report.describe())
-    return 0
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from medai_lab.evaluation import run_evaluate_cli
 
@@ -95,29 +78,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from medai_lab.inference import Predictor, predict_folder
-
-    predictor = Predictor.load(args.model, device=args.device)
-    report = predict_folder(
-        predictor, args.images, args.out, progress=not args.quiet, overwrite=args.overwrite
-    )
-    print(report.describe())
-    return 1 if report.failed else 0
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from medai_lab.demo import run_demo
-
-    tasks = () if args.no_train else tuple(args.train or ("lung", "liver", "heart"))
-    return run_demo(
-        Path(args.out),
-        task=args.task,
-        seed=args.seed,
-        train_tasks=tasks,
-        preset=args.preset,
-        progress=not args.quiet,
-    )
+_COMMAND_MODULES = (
+    "medai_lab.deid.command",
+    "medai_lab.io.labels_command",
+    "medai_lab.datasets.cohort_command",
+    "medai_lab.inference.command",
+    "medai_lab.doctor",
+    "medai_lab.demo_command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,29 +120,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_phantom)
 
-    from medai_lab.deid.profile import option_names
-
-    p = sub.add_parser("deid", help="de-identify a DICOM folder (PS3.15 Basic Profile + options)")
-    p.add_argument("in_dir", help="input folder (never modified)")
-    p.add_argument("out_dir", help="output folder: de-identified tree, quarantine/, deid_audit.csv")
-    p.add_argument(
-        "--option",
-        action="append",
-        choices=option_names(),
-        metavar="NAME",
-        help="a PS3.15 option, repeatable: " + ", ".join(option_names()),
-    )
-    p.add_argument(
-        "--key-file", help="project key (created if absent; default ~/.config/medai-lab/deid.key)"
-    )
-    p.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
-    p.add_argument("--allow-burned-in", action="store_true", help="do not quarantine US/SC/OT etc.")
-    p.add_argument(
-        "--linkage", metavar="FILE", help="write original <-> pseudonym pairs here (outside OUT)"
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_deid)
-
     p = sub.add_parser("evaluate", help="per-case Dice, HD95 and NSD of predictions vs truth")
     p.add_argument("pred_dir", help="folder of predicted label maps (.nii/.nii.gz)")
     p.add_argument("truth_dir", help="folder of reference label maps with the same file names")
@@ -202,15 +147,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="MLflow store to look a run id up in")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("predict", help="segment NIfTI images with a checkpoint or exported model")
-    p.add_argument("model", help=".ckpt, or .ts/.onnx with its .json sidecar")
-    p.add_argument("images", help="a .nii/.nii.gz image or a folder of them")
-    p.add_argument("--out", required=True, help="folder for the label maps (same file names)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing label maps")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_predict)
-
     from medai_lab.pacs.cli import add_parser as add_pacs
 
     add_pacs(sub)
@@ -227,25 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_hub(sub)
 
-    p = sub.add_parser("demo", help="the main job, headless, on embedded defaults")
-    p.add_argument("--out", default="medai-demo", help="working folder (default: ./medai-demo)")
-    p.add_argument(
-        "--task",
-        choices=["lung", "liver", "heart"],
-        default="liver",
-        help="phantom of the data part",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--train",
-        action="append",
-        choices=["lung", "liver", "heart"],
-        help="task to train, repeatable (default: all three)",
-    )
-    p.add_argument("--preset", default="cpu", help="training preset (default cpu: minutes/task)")
-    p.add_argument("--no-train", action="store_true", help="only the data part (seconds)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cmd_demo)
+    # Subcommands that live beside the code they drive: each module has add_parser(sub).
+    for module in _COMMAND_MODULES:
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 
