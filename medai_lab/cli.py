@@ -22,8 +22,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         allow_single_slice=args.allow_single_slice,
         overwrite=args.overwrite,
         workers=args.workers,
+        labels=not args.no_labels,
     )
     print(f"wrote {args.out}: {vol}")
+    if vol.meta.get("labels_written"):
+        print(f"wrote {vol.meta['labels_written']}: {vol.meta['label_summary']}")
     for warning in vol.meta.get("warnings", []):
         print(f"note: {warning}")
     return 0
@@ -81,7 +84,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 _COMMAND_MODULES = (
     "medai_lab.deid.command",
     "medai_lab.io.labels_command",
-    "medai_lab.datasets.cohort_command",
+    "medai_lab.tasks.cohort_command",
     "medai_lab.inference.command",
     "medai_lab.doctor",
     "medai_lab.demo_command",
@@ -105,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-single-slice", action="store_true", help="write a one-slice NIfTI")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--workers", type=int, default=None, help="reader threads")
+    p.add_argument(
+        "--no-labels",
+        action="store_true",
+        help="do not write the RTSTRUCT/SEG label map of the series (default: OUT_labels.nii.gz)",
+    )
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("info", help="list the DICOM series in a folder (headers only)")

@@ -13,6 +13,7 @@ import numpy as np
 
 from medai_lab.errors import DicomError
 from medai_lab.io.headers import ImageHeader, NotAnImage, read_header
+from medai_lab.io.label_objects import KINDS, LabelObject, label_kind, read_label_object
 
 
 @dataclass
@@ -63,10 +64,25 @@ class DiscoveryReport:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     corrupt: list[tuple[Path, str]] = field(default_factory=list)
     n_files: int = 0
+    labels: list[LabelObject] = field(default_factory=list)  # RTSTRUCT / SEG files
+
+    def series_index(self, obj: LabelObject) -> int | None:
+        """Index of the image series ``obj`` labels, or ``None`` when it is not here."""
+        for i, s in enumerate(self.series):
+            if obj.references(s.uid, s.headers[0].frame_of_reference):
+                return i
+        return None
+
+    def labels_for(self, index: int) -> list[LabelObject]:
+        """The usable label objects of image series ``index``, in file order."""
+        return [o for o in self.labels if not o.problem and self.series_index(o) == index]
 
     def describe(self) -> str:
         lines = [f"{len(self.series)} series in {self.n_files} file(s)"]
         lines += [f"  [{i}] {s.summary()}" for i, s in enumerate(self.series)]
+        if self.labels:
+            lines.append(f"  {len(self.labels)} label object(s):")
+            lines += [f"    {o.summary(self.series_index(o))}" for o in self.labels]
         if self.skipped:
             lines.append(f"  ignored {len(self.skipped)} file(s): {_reason_counts(self.skipped)}")
         if self.corrupt:
@@ -118,15 +134,20 @@ def discover_series(
     one stack each, so no stack mixes geometries.
     """
     root, files = list_files(source)
+    # Label objects are listed, never stacked into an image series (``report.labels``).
     report = DiscoveryReport(root=root, n_files=len(files))
     if not files:
         raise DicomError(f"folder is empty: {root}")
 
-    def scan(path: Path) -> ImageHeader | NotAnImage:
+    def scan(path: Path) -> ImageHeader | NotAnImage | LabelObject:
         try:
-            return read_header(path)
+            header = read_header(path)
         except NotAnImage as why:
-            return why
+            # RTSTRUCT has no pixels; a SEG may not look like a slice: ask its SOP class.
+            kind = None if why.corrupt else label_kind(path)
+            return read_label_object(path, kind) if kind else why
+        kind = KINDS.get(header.sop_class)
+        return read_label_object(path, kind) if kind else header
 
     # Header parsing holds the GIL; more threads than cores only add contention (measured).
     workers = workers or min(4, os.cpu_count() or 1)
@@ -138,6 +159,9 @@ def discover_series(
 
     groups: dict[tuple[str, ...], list[ImageHeader]] = {}
     for path, res in zip(files, results, strict=True):
+        if isinstance(res, LabelObject):
+            report.labels.append(res)
+            continue
         if isinstance(res, NotAnImage):
             (report.corrupt if res.corrupt else report.skipped).append((path, res.reason))
             continue

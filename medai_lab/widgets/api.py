@@ -6,6 +6,7 @@ from typing import Any
 
 from medai_lab.errors import MedaiError
 from medai_lab.widgets.adapters import same_grid, to_volume
+from medai_lab.widgets.label_sources import label_object_overlay
 from medai_lab.widgets.labels import names_beside, read_label_names
 from medai_lab.widgets.scene import Scene
 
@@ -24,14 +25,17 @@ def scene_of(
     vol = to_volume(image, spacing=spacing, affine=affine)
     ras = vol.to_ras()
     overlays = {}
+    found: dict[int, str] = {}
     for name, obj in (("labels", labels), ("prediction", prediction)):
         if obj is not None:
+            obj, object_names = label_object_overlay(obj, vol)  # DICOM SEG / RTSTRUCT
+            found = found or object_names
             other = to_volume(
                 obj, spacing=spacing, affine=affine if affine is not None else vol.affine, name=name
             )
             overlays[name] = same_grid(vol, other, name).array
     names = read_label_names(label_names) if label_names is not None else (
-        names_beside(labels) or names_beside(prediction))  # fmt: skip
+        found or names_beside(labels) or names_beside(prediction))  # fmt: skip
     return Scene(ras, overlays.get("labels"), overlays.get("prediction"), names, title)
 
 
