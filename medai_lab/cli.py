@@ -178,23 +178,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
-    except MedaiError as err:
-        if args.debug:
+        try:
+            args = build_parser().parse_args(argv)  # --help / --version print and exit here
+        finally:
+            sys.stdout.flush()  # a closed pipe shows up now, not at interpreter exit
+        try:
+            return int(args.func(args) or 0)
+        except BrokenPipeError:
             raise
-        print(f"medai-lab: error: {err}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as err:
-        if args.debug:
-            raise
-        print(f"medai-lab: error: {type(err).__name__}: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("medai-lab: interrupted", file=sys.stderr)
-        return 130
+        except MedaiError as err:
+            if args.debug:
+                raise
+            print(f"medai-lab: error: {err}", file=sys.stderr)
+            return 2
+        except (OSError, ValueError) as err:
+            if args.debug:
+                raise
+            print(f"medai-lab: error: {type(err).__name__}: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("medai-lab: interrupted", file=sys.stderr)
+            return 130
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError as err:
+        import os
+        import select
+
+        try:  # POLLERR on our stdout: its reader (`| head`) has gone; else the pipe was another
+            poll = select.poll()
+            poll.register(sys.stdout.fileno(), select.POLLOUT)
+            reader_gone = any(event & select.POLLERR for _, event in poll.poll(0))
+        except (OSError, ValueError, AttributeError):
+            reader_gone = False
+        if not reader_gone:
+            print(f"medai-lab: error: BrokenPipeError: {err}", file=sys.stderr)
+            return 2
+        # As the Python docs advise: stdout to /dev/null so the flush at exit cannot fail again,
+        # and the exit status a shell gives a command stopped by SIGPIPE (128 + 13).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
