@@ -2,8 +2,9 @@
 
 One row per team (its best scored submission, see :mod:`medai_lab.challenge.scoring`): rank,
 mean Dice / HD95 / NSD with 95 % bootstrap CIs, failed cases, and rank stability (the 95 %
-interval of the team's rank over case resamples and how often it came first). Only aggregates
-are shown, in hidden and visible phases alike.
+interval of the team's rank over case resamples and how often it came first). Teams equal on
+every ranking metric share a rank, shown as ``1=``, and share the chance of coming first. Only
+aggregates are shown, in hidden and visible phases alike.
 """
 
 from __future__ import annotations
@@ -67,10 +68,11 @@ def format_table(board: pd.DataFrame, spec: Spec, phase: Phase) -> str:
     head = ["#", "team", "Dice [95% CI]", "HD95 mm [95% CI]", f"NSD{tol} [95% CI]",
             "failed", "rank 95%", "P(first)", "sub"]  # fmt: skip
     lines = [head]
-    for r in board.to_dict("records"):
+    shown = _rank_labels(board)
+    for r, rank in zip(board.to_dict("records"), shown, strict=True):
         lines.append(
             [
-                str(r["rank"]),
+                rank,
                 str(r["team"]),
                 _ci(r, "dice"),
                 _ci(r, "hd95", "{:.2f}"),
@@ -99,8 +101,8 @@ def to_html(board: pd.DataFrame, spec: Spec, phase: Phase, *, page: bool = True)
     head = ["#", "team", "Dice [95% CI]", "HD95 mm [95% CI]", f"NSD @{spec.nsd_tolerance_mm:g} mm",
             "failed cases", "rank (95%)", "P(first)"]  # fmt: skip
     rows = []
-    for r in board.to_dict("records"):
-        cells = [str(r["rank"]), str(r["team"]), _ci(r, "dice"), _ci(r, "hd95", "{:.2f}"),
+    for r, rank in zip(board.to_dict("records"), _rank_labels(board), strict=True):
+        cells = [rank, str(r["team"]), _ci(r, "dice"), _ci(r, "hd95", "{:.2f}"),
                  _ci(r, "nsd"), f"{r['failed_cases']}/{r['n_cases']}", _rank_range(r),
                  f"{r['p_first']:.2f}"]  # fmt: skip
         rows.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
@@ -144,6 +146,12 @@ def widget(challenge: Challenge, phase: str) -> Any:
     button.on_click(refresh)
     refresh()
     return w.VBox([button, view])
+
+
+def _rank_labels(board: pd.DataFrame) -> list[str]:
+    """Each row's rank as shown: ``2=`` where teams share it (competition ranking)."""
+    counts = board["rank"].value_counts() if len(board) else {}
+    return [f"{r}=" if counts[r] > 1 else str(r) for r in board["rank"]]
 
 
 def _num(value: Any) -> float:

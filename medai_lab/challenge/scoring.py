@@ -9,9 +9,11 @@ per-case table (the same percentile bootstrap). With one scored label this is ex
 evaluation summary.
 
 Ranking: teams (their best submission) are ordered by the spec's ranking metrics in turn
-(e.g. mean Dice, ties broken by mean HD95); an undefined mean ranks last; a full tie goes to the
-earlier submission. Rank stability: cases are resampled with replacement (the same resample for
-every team) and teams re-ranked, giving each team's rank interval and chance of ranking first.
+(e.g. mean Dice, ties broken by mean HD95); an undefined mean ranks last. Teams equal on every
+ranking metric share a rank (competition ranking, 1 1 3) and are listed earlier submission
+first. Rank stability: cases are resampled with replacement (the same resample for every team)
+and teams re-ranked the same way, giving each team's rank interval and chance of ranking first;
+k teams tied for first in a resample get 1/k of it each.
 """
 
 from __future__ import annotations
@@ -101,7 +103,11 @@ def rank_entries(entries: list[dict[str, Any]], ranking: Sequence[RankKey]) -> l
         if team not in best or sort_key(e, ranking) < sort_key(best[team], ranking):
             best[team] = e
     ordered = sorted(best.values(), key=lambda e: sort_key(e, ranking))
-    return [{**e, "rank": i + 1} for i, e in enumerate(ordered)]
+    out: list[dict[str, Any]] = []
+    for i, e in enumerate(ordered):
+        tied = out and sort_key(e, ranking)[:-1] == sort_key(out[-1], ranking)[:-1]
+        out.append({**e, "rank": out[-1]["rank"] if tied else i + 1})  # 1, 1, 3: shared ranks
+    return out
 
 
 def rank_stability(
@@ -118,7 +124,7 @@ def rank_stability(
         return []
     means = [case_means(t).set_index("case") if len(t) else None for t in tables]
     common = sorted(set.intersection(*[set(m.index) for m in means if m is not None] or [set()]))
-    if n_boot <= 0 or not common:
+    if not common:
         return [
             {
                 "rank_low": i + 1.0,
@@ -134,9 +140,12 @@ def rank_stability(
         if m is not None:
             for k, key in enumerate(ranking):
                 values[t, k] = m.loc[common, key.metric].to_numpy(float)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(common), size=(n_boot, len(common)))
+    if n_boot > 0:
+        idx = np.random.default_rng(seed).integers(0, len(common), size=(n_boot, len(common)))
+    else:  # no resampling: the ranks of the cases as they are
+        n_boot, idx = 1, np.arange(len(common))[None]
     ranks = np.empty((n_boot, n))
+    first = np.zeros(n)  # share of resamples in first place; k teams tied for it get 1/k each
     for b in range(n_boot):
         sample = values[:, :, idx[b]]
         counts = np.sum(~np.isnan(sample), axis=2)
@@ -147,12 +156,20 @@ def rank_stability(
         for k, key in enumerate(ranking):
             col = -mean[:, k] if key.order == "desc" else mean[:, k]
             keys.append(np.where(np.isnan(col), np.inf, col))
-        keys.append(np.arange(n, dtype=float))  # ties: the original (leaderboard) order
-        order = np.lexsort(keys[::-1])
-        ranks[b, order] = np.arange(1, n + 1)
+        # competition rank: 1 + the number of teams strictly better on the ranking keys
+        table = np.stack(keys, axis=1)  # (team, key)
+        better = np.zeros((n, n), dtype=bool)  # better[s, t]: team s ranks above team t
+        undecided = np.ones((n, n), dtype=bool)
+        for k in range(table.shape[1]):
+            col = table[:, k]
+            better |= undecided & (col[:, None] < col[None, :])
+            undecided &= col[:, None] == col[None, :]
+        ranks[b] = 1 + better.sum(axis=0)
+        leaders = ranks[b] == 1
+        first[leaders] += 1.0 / leaders.sum()
     low, med, high = np.percentile(ranks, [2.5, 50, 97.5], axis=0)
     return [
         {"rank_low": float(low[t]), "rank_high": float(high[t]), "rank_median": float(med[t]),
-         "p_first": float(np.mean(ranks[:, t] == 1))}
+         "p_first": float(first[t] / n_boot)}
         for t in range(n)
     ]  # fmt: skip

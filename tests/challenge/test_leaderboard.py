@@ -33,12 +33,41 @@ def test_ranking_rule_and_tie_breaks() -> None:
         _entry(3, "c", 0.90, math.nan),  # best Dice: HD95 only breaks ties
         _entry(4, "a", 0.85, 5.0),  # a's best submission
         _entry(5, "d", math.nan, 1.0),  # no Dice: last
-        _entry(6, "e", 0.80, 7.0),  # full tie with b: the earlier submission first
+        _entry(6, "e", 0.80, 7.0),  # full tie with b: same rank, the earlier listed first
     ]
     ranked = rank_entries(entries, RULE)
     assert [(e["team"], e["id"], e["rank"]) for e in ranked] == [
-        ("c", 3, 1), ("a", 4, 2), ("b", 2, 3), ("e", 6, 4), ("d", 5, 5),
+        ("c", 3, 1), ("a", 4, 2), ("b", 2, 3), ("e", 6, 3), ("d", 5, 5),
     ]  # fmt: skip
+
+
+def test_identical_scores_share_first_place_and_its_probability(phases: dict[str, Path]) -> None:
+    from challenge_helpers import spec_dict
+
+    from medai_lab.challenge import parse_spec
+    from medai_lab.challenge.leaderboard import format_table
+
+    same = list(np.random.default_rng(3).random(12))
+    tables = [_table(same), _table(same), _table([v - 0.3 for v in same])]
+    entries = [_entry(1, "owls", 0.7, 3.0), _entry(2, "bats", 0.7, 3.0)]
+    entries.append(_entry(3, "cats", 0.4, 3.0))
+    ranked = rank_entries(entries, RULE)
+    assert [e["rank"] for e in ranked] == [1, 1, 3]  # competition ranking: 1, 1, 3
+    st = rank_stability(tables, RULE, n_boot=200)
+    # the tied teams tie in every resample: each is first in half of them, never one in all
+    assert [s["p_first"] for s in st] == [0.5, 0.5, 0.0]
+    assert [(s["rank_low"], s["rank_high"]) for s in st[:2]] == [(1.0, 1.0), (1.0, 1.0)]
+    assert st[2]["rank_low"] == 3.0
+    board = pd.DataFrame(
+        [{"rank": e["rank"], "team": e["team"], "submission": e["id"], "failed_cases": 0,
+          "n_cases": 12, **{f"{m}{s}": 0.5 for m in ("dice", "hd95", "nsd")
+                            for s in ("", "_ci_low", "_ci_high")}, **s_}
+         for e, s_ in zip(ranked, st, strict=True)]
+    )  # fmt: skip
+    spec = parse_spec(spec_dict(phases))
+    text = format_table(board, spec, spec.phase("validation"))
+    rows = {line.split()[1]: line.split()[0] for line in text.splitlines()[2:]}
+    assert rows == {"owls": "1=", "bats": "1=", "cats": "3"}
 
 
 def _table(values: list[float]) -> pd.DataFrame:
