@@ -1,4 +1,8 @@
-"""De-identify pydicom datasets or single files from Python and notebooks."""
+"""De-identify pydicom datasets or single files from Python and notebooks.
+
+Both run the header step and then the pixel step under ``pixels`` (``redact`` by default,
+as ``medai-lab deid``; see :func:`medai_lab.deid.deidentify_tree`).
+"""
 
 from __future__ import annotations
 
@@ -22,10 +26,10 @@ class Quarantined(MedaiError):
 
 
 def _engine(
-    options: Iterable[str], key: bytes | None, key_file: object, allow_burned_in: bool
+    options: Iterable[str], key: bytes | None, key_file: object, allow_burned_in: bool, pixels: str
 ) -> Deidentifier:
     secret = key if key is not None else load_or_create_key(key_file)
-    return Deidentifier(secret, options, allow_burned_in=allow_burned_in)
+    return Deidentifier(secret, options, allow_burned_in=allow_burned_in, pixels=pixels)
 
 
 def deidentify_bytes(data: bytes, deid: Deidentifier) -> bytes:
@@ -43,6 +47,7 @@ def deidentify_dataset(
     key: bytes | None = None,
     key_file: str | os.PathLike[str] | None = None,
     allow_burned_in: bool = False,
+    pixels: str = "redact",
 ) -> Dataset:
     """A de-identified copy of ``ds`` (the input object is not modified)."""
     import pydicom
@@ -60,7 +65,8 @@ def deidentify_dataset(
         meta.MediaStorageSOPInstanceUID = str(src.get("SOPInstanceUID", ""))
     buf = io.BytesIO()
     pydicom.dcmwrite(buf, src, enforce_file_format=True)
-    out = deidentify_bytes(buf.getvalue(), _engine(options, key, key_file, allow_burned_in))
+    deid = _engine(options, key, key_file, allow_burned_in, pixels)
+    out = deidentify_bytes(buf.getvalue(), deid)
     return pydicom.dcmread(io.BytesIO(out))
 
 
@@ -72,8 +78,10 @@ def deidentify_file(
     key: bytes | None = None,
     key_file: str | os.PathLike[str] | None = None,
     allow_burned_in: bool = False,
+    pixels: str = "redact",
 ) -> Path:
     """De-identify one file into ``dst`` (written atomically; ``src`` is never touched)."""
+    deid = _engine(options, key, key_file, allow_burned_in, pixels)
     data = Path(src).read_bytes()
-    out = deidentify_bytes(data, _engine(options, key, key_file, allow_burned_in))
+    out = deidentify_bytes(data, deid)
     return atomic.write_bytes(dst, [out])

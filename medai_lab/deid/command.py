@@ -17,6 +17,8 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers,
         allow_burned_in=args.allow_burned_in,
         linkage_file=args.linkage,
+        input_linkage=args.input_linkage,
+        pixels=args.pixels,
         progress=not args.quiet,
     )
     print(report.describe())
@@ -41,9 +43,27 @@ def add_parser(sub: Any) -> None:
         "--key-file", help="project key (created if absent; default ~/.config/medai-lab/deid.key)"
     )
     p.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
-    p.add_argument("--allow-burned-in", action="store_true", help="do not quarantine US/SC/OT etc.")
     p.add_argument(
-        "--linkage", metavar="FILE", help="write original <-> pseudonym pairs here (outside OUT)"
+        "--pixels",
+        choices=("redact", "quarantine", "off"),
+        default="redact",
+        help="text burned into pixels (OCR): redact it (default), quarantine files that "
+        "have any, or off (headers only; likely burned-in files quarantined by rule)",
+    )
+    p.add_argument(
+        "--allow-burned-in",
+        action="store_true",
+        help="with --pixels off: do not quarantine US/SC/OT and BurnedInAnnotation YES files",
+    )
+    p.add_argument(
+        "--linkage",
+        metavar="FILE",
+        help="write original patient <-> pseudonym pairs here (mode 0600, outside OUT)",
+    )
+    p.add_argument(
+        "--input-linkage",
+        metavar="FILE",
+        help="write input pseudonym <-> input path pairs here (mode 0600, outside OUT)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

@@ -26,6 +26,8 @@ from medai_lab.deid.dictionary import (
     vr_allowed,
 )
 from medai_lab.deid.keys import Keyed
+from medai_lab.deid.pixelstep import PixelResult, check_policy, require_engine
+from medai_lab.deid.pixelstep import run as pixel_step
 from medai_lab.deid.private import SafePrivate
 from medai_lab.deid.profile import Profile, load_data
 from medai_lab.deid.values import TEXT_VRS, TextCleaner, dummy, shift_dates, tokens_of
@@ -34,7 +36,7 @@ from medai_lab.deid.values import TEXT_VRS, TextCleaner, dummy, shift_dates, tok
 PATIENT_NAME, PATIENT_ID, ISSUER = 0x00100010, 0x00100020, 0x00100021
 SOP_CLASS, SOP_INSTANCE = 0x00080016, 0x00080018
 STUDY_UID, SERIES_UID = 0x0020000D, 0x0020000E
-MODALITY, BURNED_IN = 0x00080060, 0x00280301
+MODALITY, BURNED_IN, PIXEL_DATA = 0x00080060, 0x00280301, 0x7FE00010
 IDENTITY_REMOVED, METHOD, METHOD_CODES = 0x00120062, 0x00120063, 0x00120064
 TEMPORAL_MODIFIED = 0x00280303
 IMPLEMENTATION_UID = (
@@ -57,6 +59,7 @@ class Outcome:
     uids: tuple[str, str, str] = ("", "", "")  # new study, series, SOP instance UIDs
     counts: Counter[str] = field(default_factory=Counter)
     link: dict[str, str] | None = None
+    pixels: PixelResult = field(default_factory=PixelResult)
 
 
 def _text(e: Elem | None) -> bytes:
@@ -81,15 +84,21 @@ class Deidentifier:
         *,
         allow_burned_in: bool = False,
         linkage: bool = False,
+        pixels: str = "off",
     ) -> None:
         self.profile = Profile.build(options)
         self.keyed = Keyed(key)
         self.allow_burned_in = allow_burned_in
+        # "off": headers only, likely burned-in text quarantined by rule (see rules.json);
+        # "redact" / "quarantine": every file with pixels goes through OCR (pixelstep)
+        self.pixels = check_policy(pixels)
+        require_engine(pixels)
         self.linkage = linkage
         rules = load_data("rules.json")
         self._by_vr = {k: v for k, v in rules["default_by_vr"].items() if k != "note"}
         self._safe = frozenset(rules["safe_keywords"])
         self._burned = rules["burned_in"]
+        self._clean_pixels = rules["clean_pixels"]
         self._refuse: dict[str, str] = rules["quarantine_sop_classes"]
         self._identity = [tag_for(k) for k in rules["identity_keywords"]["keywords"]]
         self._defaults: dict[tuple[int, str], str] = {}
@@ -113,7 +122,7 @@ class Deidentifier:
         refused = self._refuse.get(sop_class.decode("ascii", "replace"))
         if refused:
             return Outcome(reason=refused)
-        if not self.allow_burned_in:
+        if self.pixels == "off" and not self.allow_burned_in:
             reason = self._burned_in(top, sop_class)
             if reason:
                 return Outcome(reason=reason)
@@ -134,7 +143,12 @@ class Deidentifier:
             ]
         )
         uids = (ctx.study_uid.decode(), ctx.series_uid.decode(), ctx.sop_uid.decode())
-        return Outcome(write_parts(parsed, meta, dataset), "", uids, ctx.counts, ctx.link())
+        parts = write_parts(parsed, meta, dataset)
+        if self.pixels == "off":
+            return Outcome(parts, "", uids, ctx.counts, ctx.link())
+        data, reason, pixels = pixel_step(b"".join(parts), self.pixels)
+        parts = None if data is None else [data]
+        return Outcome(parts, reason, uids, ctx.counts, ctx.link(), pixels)
 
     def _burned_in(self, top: dict[int, Elem], sop_class: bytes) -> str:
         if _text(top.get(BURNED_IN)).upper() == b"YES":
@@ -310,16 +324,17 @@ class _FileContext:
         profile = self.deid.profile
         pseudonym = self.deid.keyed.pseudonym(self.identity) if self.identity else b""
         self.counts["pseudonymised"] += 2 if pseudonym else 0
-        items = [
-            [
-                _el(0x00080100, "SH", code.encode()),
-                _el(0x00080102, "SH", b"DCM"),
-                _el(0x00080104, "LO", meaning.encode()),
-            ]
-            for code, meaning in profile.codes()
-        ]
+        items = [_code_item(code, meaning) for code, meaning in profile.codes()]
         temporal = _TEMPORAL[profile.date_mode]
-        method = b"\\".join(m.encode() for m in [f"MedAI Lab {__version__}", *profile.describe()])
+        methods = [f"MedAI Lab {__version__}", *profile.describe()]
+        burned: dict[int, Elem] = {}
+        if self.deid.pixels != "off":  # what the OCR finds is redacted, or the file is not written
+            clean = self.deid._clean_pixels
+            items.append(_code_item(clean["code"], clean["meaning"]))
+            methods.append(clean["method"][self.deid.pixels])
+            if BURNED_IN in self.top or PIXEL_DATA in self.top:
+                burned[BURNED_IN] = _el(BURNED_IN, "CS", b"NO")
+        method = b"\\".join(m.encode() for m in methods)
         adds = [
             _el(SOP_CLASS, "UI", sop_class),
             _el(SOP_INSTANCE, "UI", self.sop_uid),
@@ -332,7 +347,7 @@ class _FileContext:
             _el(SERIES_UID, "UI", self.series_uid),
             _el(TEMPORAL_MODIFIED, "CS", temporal),
         ]
-        return {e.tag: e for e in adds}
+        return {e.tag: e for e in adds} | burned
 
     def link(self) -> dict[str, str] | None:
         if not self.deid.linkage:
@@ -345,6 +360,14 @@ class _FileContext:
             "original_study_uid": self.orig_study.decode("ascii", "replace"),
             "study_uid": self.study_uid.decode(),
         }
+
+
+def _code_item(code: str, meaning: str) -> list[Elem]:
+    return [
+        _el(0x00080100, "SH", code.encode()),
+        _el(0x00080102, "SH", b"DCM"),
+        _el(0x00080104, "LO", meaning.encode()),
+    ]
 
 
 def _merge(elems: list[Elem], adds: dict[int, Elem]) -> list[Elem]:

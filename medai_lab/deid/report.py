@@ -1,4 +1,7 @@
-"""What a de-identification run did, for a terminal or a notebook (counts, never values)."""
+"""What a de-identification run did, for a terminal or a notebook (counts, never values).
+
+Inputs are named by their keyed pseudonyms (``in-<hex>``), never by their paths.
+"""
 
 from __future__ import annotations
 
@@ -29,13 +32,18 @@ class DeidReport:
     rows: list[dict]
     seconds: float
     options: tuple[str, ...] = ()
+    pixels: str = "off"
     totals: Counter[str] = field(init=False)
+    pixel_totals: Counter[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.totals = Counter()
+        self.pixel_totals = Counter()
         for row in self.rows:
             for col in COUNT_COLUMNS:
                 self.totals[col] += int(row[col])
+            self.pixel_totals[row.get("pixels") or "skipped"] += 1
+            self.pixel_totals["text_boxes"] += int(row.get("text_boxes") or 0)
 
     @property
     def written(self) -> int:
@@ -43,7 +51,7 @@ class DeidReport:
 
     @property
     def quarantined(self) -> list[tuple[str, str]]:
-        """(input path, reason) of every quarantined file."""
+        """(input pseudonym, reason) of every quarantined file."""
         return [(r["input"], r["reason"]) for r in self.rows if r["status"] == "quarantined"]
 
     def reasons(self) -> Counter[str]:
@@ -56,6 +64,7 @@ class DeidReport:
             f"de-identified {self.written} of {len(self.rows)} files in {self.seconds:.1f} s "
             f"({rate:.0f} files/s); options: {', '.join(self.options) or 'none (Basic Profile)'}",
             "actions: " + ", ".join(f"{k} {v}" for k, v in self.totals.items() if v),
+            self.describe_pixels(),
         ]
         if self.quarantined:
             kinds = "; ".join(f"{n} {k}" for k, n in self.reasons().most_common())
@@ -63,6 +72,18 @@ class DeidReport:
             lines.append(f"quarantined {len(self.quarantined)} ({kinds}) in {where}")
         lines.append(f"audit: {self.out_dir / 'deid_audit.csv'}")
         return "\n".join(lines)
+
+    def describe_pixels(self) -> str:
+        """One line: the pixel policy and what it did (counts only)."""
+        if self.pixels == "off":
+            return "pixels: not checked (--pixels off; likely burned-in text quarantined by rule)"
+        engines = sorted({r.get("ocr_engine", "") for r in self.rows} - {""})
+        t = self.pixel_totals
+        return (
+            f"pixels ({self.pixels}, {', '.join(engines) or 'no file OCR-checked'}): "
+            f"clean {t['clean']}, redacted {t['redacted']}, quarantined {t['quarantined']}, "
+            f"not checked or no pixel data {t['skipped']}; text regions {t['text_boxes']}"
+        )
 
     def to_frame(self):
         """The audit as a pandas DataFrame."""
@@ -81,6 +102,7 @@ class DeidReport:
         return (
             f"<b>De-identified {self.written} of {len(self.rows)} files</b> "
             f"in {self.seconds:.1f} s, options: {html.escape(', '.join(self.options) or 'none')}"
+            f"<br>{html.escape(self.describe_pixels())}"
             f"<table><tr><th>action</th><th>attributes</th></tr>{actions}</table>"
             + (
                 f"<b>Quarantined ({len(self.quarantined)})</b>"

@@ -83,6 +83,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--key-file", help="de-identification project key (see medai-lab deid)")
     p.add_argument("--option", action="append", default=[], help="PS3.15 option (repeatable)")
     p.add_argument("--move-to-port", type=int, help="DIMSE: C-MOVE to our SCP on this port")
+    p.add_argument(
+        "--pixels",
+        choices=("redact", "quarantine", "off"),
+        default="redact",
+        help="with --deid: burned-in pixel text policy, as for medai-lab deid (default redact)",
+    )
     p.add_argument("--move-aet", default="MEDAI_MOVE", help="AE title of that SCP")
     p.add_argument("--workers", type=int, default=4, help="DICOMweb: parallel requests")
     p.add_argument("--no-progress", action="store_true")
@@ -175,7 +181,7 @@ def _pull(args: argparse.Namespace) -> int:
         from medai_lab.deid import Deidentifier
         from medai_lab.deid.keys import load_or_create_key
 
-        deid = Deidentifier(load_or_create_key(args.key_file), args.option)
+        deid = Deidentifier(load_or_create_key(args.key_file), args.option, pixels=args.pixels)
     report = pull(client, flt, args.out, deidentifier=deid, progress=not args.no_progress)
     print(report.describe())
     return 0

@@ -33,7 +33,7 @@ from pydicom.multival import MultiValue
 from pydicom.uid import UID_dictionary
 from testsupport import missing_component
 
-from medai_lab.deid import deidentify_tree
+from medai_lab.deid import DeidReport, deidentify_tree
 from medai_lab.io import load_series
 
 # pydicom warns about odd values in the (real) inputs as it reads them; not our subject
@@ -228,9 +228,30 @@ class Output:
         return sorted(v for v in needles(values) if occurs(v, self.raw, header))
 
 
-def audit_rows(out: Path) -> list[dict[str, str]]:
-    with (out / "deid_audit.csv").open(newline="", encoding="utf-8") as fh:
+def linkage_of(out: Path) -> Path:
+    """Where :func:`deid` keeps the input linkage of ``out`` (beside it, never inside)."""
+    return out.with_name(out.name + "-inputs.csv")
+
+
+def deid(src: Path, out: Path, **kwargs) -> DeidReport:
+    """Headers only (the pixel policies are tested in test_pixel_policy.py)."""
+    kwargs.setdefault("pixels", "off")
+    kwargs.setdefault("key", KEY)
+    return deidentify_tree(src, out, input_linkage=linkage_of(out), progress=False, **kwargs)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+def audit_rows(out: Path) -> list[dict[str, str]]:
+    """The audit with each input pseudonym mapped back to its file name ("pseudonym" kept)."""
+    path_of = {r["input"]: r["input_path"] for r in read_csv(linkage_of(out))}
+    rows = read_csv(out / "deid_audit.csv")
+    for row in rows:
+        row["pseudonym"], row["input"] = row["input"], path_of[row["input"]]
+    return rows
 
 
 def outputs(src: Path, out: Path) -> list[Output]:
@@ -301,7 +322,7 @@ class BaselRun:
 def basel(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> BaselRun:
     src = shared_data / "ct_series_basel" / "dicom"
     out = tmp_path_factory.mktemp("basel") / "out"
-    deidentify_tree(src, out, key=KEY, progress=False)
+    deid(src, out)
     return BaselRun(src, out, audit_rows(out), outputs(src, out))
 
 
@@ -504,7 +525,7 @@ def allowed(selection: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
     for n, files in enumerate(split_by_instance(selection)):
         src = copy_in(files, root / f"in{n}")
         out = root / f"out{n}"
-        deidentify_tree(src, out, key=KEY, allow_burned_in=True, progress=False)
+        deid(src, out, allow_burned_in=True)
         run.inputs.extend(src / name for name in files)
         run.rows.extend(audit_rows(out))
         run.items.extend(outputs(src, out))
@@ -517,7 +538,7 @@ def test_selection_default_run_accounts_for_every_input(
 ) -> None:
     src = copy_in(selection, tmp_path / "in")
     out = tmp_path / "out"
-    report = deidentify_tree(src, out, key=KEY, progress=False)
+    report = deid(src, out)
     rows = audit_rows(out)
     assert sorted(r["input"] for r in rows) == sorted(selection)
     assert len(report.rows) == len(rows)
@@ -526,8 +547,9 @@ def test_selection_default_run_accounts_for_every_input(
         assert row["status"] in ("deidentified", "quarantined"), row
         if row["status"] == "quarantined":
             copy = out / row["output"]
+            assert copy == out / "quarantine" / f"{row['pseudonym']}.dcm"
             assert copy.read_bytes() == (src / row["input"]).read_bytes()
-            reason = copy.with_name(copy.name + ".reason.txt").read_text(encoding="utf-8")
+            reason = copy.with_suffix(".reason.txt").read_text(encoding="utf-8")
             assert reason.strip() == row["reason"] and len(reason.splitlines()) == 1
         else:
             assert (out / row["output"]).is_file()
@@ -629,7 +651,7 @@ def small_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_tree(src: Path, out: Path, key: bytes) -> dict[str, bytes]:
-    deidentify_tree(src, out, key=key, allow_burned_in=True, workers=2, progress=False)
+    deid(src, out, key=key, allow_burned_in=True, workers=2)
     return tree_bytes(out)
 
 
