@@ -97,6 +97,26 @@ def paint_order(values: Sequence[int], sizes: Sequence[int], rule: str) -> list[
     return order
 
 
+def paint(
+    out: np.ndarray, value: int, region: tuple[slice, ...], mask: np.ndarray, rule: str
+) -> int:
+    """Paint ``value`` where ``mask`` is set inside ``out[region]``; return voxels taken over.
+
+    The count is how many voxels already held another label value. With ``rule="error"`` any
+    such voxel raises :class:`MedaiError` and nothing is painted.
+    """
+    view = out[region]
+    before = view[mask]
+    taken = int(np.count_nonzero((before != 0) & (before != value)))
+    if taken and rule == "error":
+        other = int(before[(before != 0) & (before != value)][0])
+        raise MedaiError(
+            f"labels {other} and {value} overlap in {taken} voxels (overlap rule 'error')"
+        )
+    view[mask] = value
+    return taken
+
+
 def resolve_overlaps(masks: list[tuple[int, np.ndarray]], rule: str = "later") -> np.ndarray:
     """Combine boolean masks into one label array.
 
@@ -128,17 +148,9 @@ def resolve_overlaps(masks: list[tuple[int, np.ndarray]], rule: str = "later") -
         raise MedaiError("masks to combine differ in shape")
     sizes = [int(np.count_nonzero(m)) for _, m in masks]
     out = np.zeros(shape, dtype=label_dtype(max(values)))
+    everything = tuple(slice(None) for _ in shape)
     for i in paint_order(values, sizes, rule):
-        value, mask = values[i], np.asarray(masks[i][1], dtype=bool)
-        if rule == "error":
-            clash = out[mask]
-            clash = clash[(clash != 0) & (clash != value)]
-            if clash.size:
-                raise MedaiError(
-                    f"labels {int(clash[0])} and {value} overlap in {clash.size} voxels "
-                    "(overlap rule 'error')"
-                )
-        out[mask] = value
+        paint(out, values[i], everything, np.asarray(masks[i][1], dtype=bool), rule)
     return out
 
 
