@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medai_lab.atomic import atomic_path
+from medai_lab.evaluation.labels import LabelsArg, normalize_labels, truth_label_names
 from medai_lab.evaluation.metrics import EvaluationError, Tolerance, evaluate_case
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 COLUMNS = ["case", "label", "label_name", "dice", "hd95", "nsd", "truth_voxels", "pred_voxels"]
 METRICS = ("dice", "hd95", "nsd")
-LabelsArg = Mapping[int, str] | Sequence[int | str] | None
 
 
 def case_name(path: str | os.PathLike[str]) -> str | None:
@@ -105,7 +105,9 @@ def evaluate_dirs(
         Folders of ``.nii`` / ``.nii.gz`` label maps (not searched recursively).
     labels
         Label value -> name, or label values (ints or ``"N=name"`` strings). None infers them
-        from the union of non-zero values over all cases, named ``label_<n>``.
+        from the union of non-zero values over all cases. Values without a name take theirs
+        from an MSD ``dataset.json`` in ``truth_dir`` or the folder above it (``labelsTr/``
+        of a task), else ``label_<n>``.
     out_csv
         Where to write the per-case table (atomically: a temp file, then a rename).
     nsd_tolerance
@@ -142,39 +144,21 @@ def evaluate_dirs(
             f"ignoring {len(extra)} prediction(s) with no reference in {truth_dir}: {_some(extra)}",
             stacklevel=2,
         )
-    label_map = normalize_labels(labels)
-    jobs = [(c, preds[c], truths[c], label_map, nsd_tolerance) for c in sorted(truths)]
+    names = truth_label_names(truth_dir)
+    label_map = normalize_labels(labels, names)
+    jobs = [(c, preds[c], truths[c], label_map, nsd_tolerance, names) for c in sorted(truths)]
     rows: list[dict[str, Any]] = []
     with tqdm(total=len(jobs), desc="evaluate", unit="case", disable=not progress) as bar:
         for case_rows in _run(jobs, workers):
             rows.extend(case_rows)
             bar.update(1)
     if label_map is None:
-        rows = _fill_absent_labels(rows)
+        rows = _fill_absent_labels(rows, names)
     df = pd.DataFrame(rows, columns=COLUMNS).sort_values(["case", "label"], kind="stable")
     df = df.reset_index(drop=True)
     if out_csv is not None:
         write_csv_atomic(df, out_csv)
     return df
-
-
-def normalize_labels(labels: LabelsArg) -> dict[int, str] | None:
-    """Label value -> name from a dict, a list of values, or ``"N"`` / ``"N=name"`` strings."""
-    if labels is None:
-        return None
-    if isinstance(labels, Mapping):
-        return {int(k): str(v) for k, v in labels.items()}
-    out: dict[int, str] = {}
-    for item in labels:
-        text = str(item)
-        value, _, name = text.partition("=")
-        try:
-            out[int(value)] = name.strip() or f"label_{int(value)}"
-        except ValueError:
-            raise EvaluationError(f"label must be N or N=name, got {text!r}") from None
-    if not out:
-        raise EvaluationError("no labels given")
-    return out
 
 
 def write_csv_atomic(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -297,6 +281,7 @@ def _evaluate_pair(
     truth_path: Path,
     labels: dict[int, str] | None,
     nsd_tolerance: Tolerance,
+    names: Mapping[int, str],
 ) -> list[dict[str, Any]]:
     """Load and evaluate one case (top-level so that worker processes can run it)."""
     from medai_lab.io.nifti import load_nifti
@@ -305,7 +290,7 @@ def _evaluate_pair(
     if labels is None:
         # Only this case's values: labels seen elsewhere are filled in afterwards (both empty).
         values = set(_values(pred.array)) | set(_values(truth.array))
-        labels = {v: f"label_{v}" for v in sorted(values)}
+        labels = {v: names.get(v, f"label_{v}") for v in sorted(values)}
     return evaluate_volumes(pred, truth, labels, nsd_tolerance, case=case)
 
 
@@ -336,12 +321,15 @@ def _run(jobs: list[tuple[Any, ...]], workers: int) -> Iterator[list[dict[str, A
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _fill_absent_labels(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _fill_absent_labels(
+    rows: list[dict[str, Any]], names: Mapping[int, str]
+) -> list[dict[str, Any]]:
     """Add both-empty rows for inferred labels that a case does not contain at all."""
     labels = sorted({r["label"] for r in rows})
     have = {(r["case"], r["label"]) for r in rows}
     extra = [
-        {"case": case, "label": v, "label_name": f"label_{v}", "dice": 1.0, "hd95": 0.0,
+        {"case": case, "label": v, "label_name": names.get(v, f"label_{v}"), "dice": 1.0,
+         "hd95": 0.0,
          "nsd": 1.0, "truth_voxels": 0, "pred_voxels": 0}
         for case in sorted({r["case"] for r in rows}) for v in labels if (case, v) not in have
     ]  # fmt: skip

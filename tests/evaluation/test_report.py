@@ -223,3 +223,25 @@ def test_run_evaluate_cli(dirs, tmp_path, capsys):
     assert "Dice [95% CI]" in text and "NSD@2mm" in text
     assert "label_1" in text and "label_2" in text
     assert str(out) in text and out.is_file()
+
+
+@pytest.mark.parametrize("where", ["truth folder", "MSD task folder"])
+def test_label_names_come_from_the_truth_dataset_json(tmp_path, capsys, where):
+    """An MSD ``dataset.json`` beside the labels names them (``labels`` values or nnU-Net names)."""
+    import json
+
+    task = tmp_path / "Task03_Liver"
+    truth, pred = task / "labelsTr", tmp_path / "pred"
+    write(truth, "liver_000.nii.gz", label_map(boxes=[LIVER, SPLEEN]))
+    write(pred, "liver_000.nii.gz", label_map(boxes=[LIVER_SHIFTED, SPLEEN]))
+    info = {"name": "liver", "labels": {"0": "background", "1": "liver", "2": "tumour"}}
+    (truth if where == "truth folder" else task).joinpath("dataset.json").write_text(
+        json.dumps(info)
+    )
+    assert run_evaluate_cli(pred, truth, tmp_path / "report.csv") == 0
+    text = capsys.readouterr().out
+    assert "liver" in text and "tumour" in text and "label_1" not in text
+    df = evaluate_dirs(pred, truth, ["2"], progress=False)  # a value without a name: same names
+    assert df["label_name"].tolist() == ["tumour"]
+    named = evaluate_dirs(pred, truth, ["1=organ"], progress=False)  # a given name wins
+    assert named["label_name"].tolist() == ["organ"]
