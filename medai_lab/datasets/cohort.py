@@ -81,7 +81,7 @@ def build_cohort(
     modality: str | None = None,
     synonyms: Mapping[str, str] | None = None,
     deid: bool = False,
-    deid_options: Iterable[str] = (),
+    deid_options: Iterable[str] = ("clean-descriptors",),
     key_file: str | os.PathLike[str] | None = None,
     include_unlabelled: bool = True,
     workers: int | None = None,
@@ -96,6 +96,10 @@ def build_cohort(
         them through :mod:`medai_lab.io.structures` (plus ``synonyms``).
     modality
         Keep only image series of this modality (others are listed as skipped).
+    deid_options
+        PS3.15 options for ``deid=True``. The Basic Profile empties ROI names (Table E.1-1:
+        ``Z``), so the default keeps them through the Clean Descriptors Option instead:
+        cleaned of identifiers, still naming the structure.
     """
     from medai_lab.io.discovery import discover_series
 

@@ -132,7 +132,9 @@ def match_structure(roi_name: str, extra: Mapping[str, str] | None = None) -> St
             if target not in table:
                 raise MedaiError(f"synonym {alias!r} points to unknown structure {target!r}")
             return table[target]
-    name = _index().get(key)
+    index = _index()
+    # Numbered ROIs ("GTV_1", "Nodule 2") mean the structure without the number.
+    name = index.get(key) or index.get(frozenset(w for w in key if not w.isdigit()))
     return table[name] if name else None
 
 

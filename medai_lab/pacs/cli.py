@@ -39,7 +39,8 @@ _COLUMNS = {
 }
 
 
-def _connection(p: argparse.ArgumentParser) -> None:
+def add_connection_arguments(p: argparse.ArgumentParser) -> None:
+    """The PACS connection options (shared by ``pacs`` and ``predict --study``)."""
     g = p.add_argument_group("connection (DICOMweb: --url; DIMSE: --host/--port/--called-aet)")
     g.add_argument("--url", help="DICOMweb root, e.g. http://127.0.0.1:8042/dicom-web")
     g.add_argument("--token-file", help="bearer token file (else $MEDAI_PACS_TOKEN)")
@@ -65,37 +66,37 @@ def add_parser(sub: Any) -> None:
     cmds = pacs.add_subparsers(dest="pacs_command", required=True, metavar="ACTION")
 
     p = cmds.add_parser("echo", help="check the connection (C-ECHO or a DICOMweb probe)")
-    _connection(p)
+    add_connection_arguments(p)
     p.set_defaults(func=_echo)
 
     p = cmds.add_parser("query", help="find studies, series or instances")
-    _connection(p)
+    add_connection_arguments(p)
     _filters(p)
     p.add_argument("--level", choices=[lv.lower() for lv in LEVELS], default="study")
     p.add_argument("--json", action="store_true", help="rows as JSON (keyword -> value)")
     p.set_defaults(func=_query)
 
     p = cmds.add_parser("pull", help="retrieve what the filters select into OUT/<study>/<series>")
-    _connection(p)
+    add_connection_arguments(p)
     _filters(p)
     p.add_argument("--out", required=True, help="destination folder (resumable)")
     p.add_argument("--deid", action="store_true", help="de-identify before anything is written")
     p.add_argument("--key-file", help="de-identification project key (see medai-lab deid)")
     p.add_argument("--option", action="append", default=[], help="PS3.15 option (repeatable)")
-    p.add_argument("--move-to-port", type=int, help="DIMSE: C-MOVE to our SCP on this port")
     p.add_argument(
         "--pixels",
         choices=("redact", "quarantine", "off"),
         default="redact",
         help="with --deid: burned-in pixel text policy, as for medai-lab deid (default redact)",
     )
+    p.add_argument("--move-to-port", type=int, help="DIMSE: C-MOVE to our SCP on this port")
     p.add_argument("--move-aet", default="MEDAI_MOVE", help="AE title of that SCP")
     p.add_argument("--workers", type=int, default=4, help="DICOMweb: parallel requests")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_pull)
 
     p = cmds.add_parser("upload", help="send a folder of DICOM files (STOW-RS or C-STORE)")
-    _connection(p)
+    add_connection_arguments(p)
     p.add_argument("folder", help="searched recursively; files are never modified")
     p.set_defaults(func=_upload)
 
