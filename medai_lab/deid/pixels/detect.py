@@ -1,0 +1,71 @@
+"""Where to redact: text boxes from the detector on every frame (or a documented subset of
+long cine loops), grown by a margin, plus the fixed regions of known vendor layouts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from medai_lab.deid.pixels import ocr, prefilter
+from medai_lab.deid.pixels.frames import Pixels, view
+
+Box = ocr.Box
+MAX_FRAMES = 16  # cine loops longer than this: see ``find_boxes``
+
+
+@dataclass
+class Found:
+    boxes: list[Box]  # in image pixels, applied to every frame
+    frames_checked: int  # frames looked at one by one (the projections cover all of them)
+    detector_runs: int
+
+
+def _grow(box: Box, h: int, w: int) -> Box:
+    """A margin around a detected box: anti-aliased edges and the detector's loose fit."""
+    x0, y0, x1, y1 = box
+    m = 2 + (y1 - y0) // 8
+    return max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
+
+
+def _frames_to_check(n: int) -> list[int]:
+    if n <= MAX_FRAMES:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (MAX_FRAMES - 1)) for i in range(MAX_FRAMES)})
+
+
+def find_boxes(px: Pixels, *, engine: str = ocr.DEFAULT, use_prefilter: bool = True) -> Found:
+    """Text boxes over all frames of ``px``.
+
+    Every frame is checked when there are at most ``MAX_FRAMES``. Longer loops (ultrasound cine)
+    get ``MAX_FRAMES`` evenly spaced frames plus the per-pixel maximum and minimum over *all*
+    frames: burned-in text is drawn at a fixed place at the brightest or darkest value, so it
+    survives in those projections even when it appears in frames that were not sampled. The
+    union of the boxes is applied to every frame.
+    """
+    h, w = px.stored.shape[1:3]
+    frames = _frames_to_check(px.frames)
+    views = [view(px, i) for i in frames]
+    if px.frames > MAX_FRAMES:
+        stack_hi = stack_lo = None
+        for i in range(px.frames):
+            v = views[frames.index(i)] if i in frames else view(px, i)
+            stack_hi = v if stack_hi is None else np.maximum(stack_hi, v)
+            stack_lo = v if stack_lo is None else np.minimum(stack_lo, v)
+        views += [stack_hi, stack_lo]
+    boxes: list[Box] = []
+    runs = 0
+    for v in views:
+        if use_prefilter and not prefilter.maybe_text(v):
+            continue
+        runs += 1
+        boxes.extend(_grow(b, h, w) for b in ocr.detect(v, engine))
+    return Found(sorted(set(boxes)), len(frames), runs)
+
+
+def coverage_mask(boxes: list[Box], h: int, w: int) -> np.ndarray:
+    """The union of ``boxes`` as a boolean (rows, cols) mask."""
+    mask = np.zeros((h, w), bool)
+    for x0, y0, x1, y1 in boxes:
+        mask[y0:y1, x0:x1] = True
+    return mask
