@@ -1,0 +1,236 @@
+"""Read a DICOM SEG onto the grid of its source image series (highdicom does the decoding).
+
+Frames are placed by their position and orientation (highdicom's ``get_volume``), never by
+their order in the file, so segment order, frame order, slice direction and oblique planes do
+not matter. The SEG must share the reference's Frame of Reference and reference its series.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medai_lab.errors import MedaiError
+from medai_lab.io.geometry import LPS_TO_RAS
+from medai_lab.io.labelmap import LabelMap, assign_labels, label_dtype, resolve_overlaps
+from medai_lab.io.seg_grid import grid_map, onto_grid
+from medai_lab.io.structures import structures
+from medai_lab.io.volume import Volume
+
+SEG_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.66.4": "Segmentation Storage",
+    "1.2.840.10008.5.1.4.1.1.66.7": "Label Map Segmentation Storage",
+}
+_UID = re.compile(r"\d+(?:\.\d+){3,}")
+
+
+def _clean(err: BaseException) -> str:
+    """First line of a library error, with UIDs masked (they identify a study)."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return _UID.sub("<uid>", text)[:200]
+
+
+def _open(path: str | os.PathLike[str]) -> Any:
+    import highdicom as hd
+    import pydicom
+
+    p = Path(path)
+    if not p.is_file():
+        raise MedaiError(f"no such SEG file: {p}")
+    try:
+        head = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+    except Exception as err:  # pydicom raises several types for non-DICOM files
+        raise MedaiError(f"{p.name} is not a DICOM file ({_clean(err)})") from err
+    sop_class = pydicom.uid.UID(str(head.get("SOPClassUID", "")))
+    if sop_class not in SEG_SOP_CLASSES:
+        raise MedaiError(f"{p.name} is not a DICOM SEG ({sop_class.name or 'no SOP class'})")
+    try:
+        return hd.seg.segread(p)
+    except Exception as err:  # highdicom validates many attributes, each with its own error
+        raise MedaiError(f"cannot read {p.name} as a DICOM SEG: {_clean(err)}") from err
+
+
+def _referenced_series(seg: Any) -> set[str]:
+    uids = {str(i.SeriesInstanceUID) for i in seg.get("ReferencedSeriesSequence", [])}
+    # Some writers reference their sources only per frame; the set above still holds then.
+    with contextlib.suppress(AttributeError, KeyError, RuntimeError):
+        uids |= {str(series) for _, series, _ in seg.get_source_image_uids()}
+    return {u for u in uids if u}
+
+
+def _check_reference(seg: Any, reference: Volume, warnings: list[str]) -> None:
+    ref_for = str(reference.meta.get("frame_of_reference_uid") or "")
+    seg_for = str(seg.get("FrameOfReferenceUID", "") or "")
+    if ref_for and seg_for and ref_for != seg_for:
+        raise MedaiError(
+            "the SEG is in a different frame of reference than the reference image series"
+        )
+    if not (ref_for and seg_for):
+        warnings.append("no frame of reference UID to compare; only the geometry was checked")
+    ref_series = str(reference.meta.get("series_uid") or "")
+    referenced = _referenced_series(seg)
+    if ref_series and referenced and ref_series not in referenced:
+        raise MedaiError(
+            f"the SEG was made from another series than the reference image series "
+            f"(it references {len(referenced)} series, none of them this one)"
+        )
+    if not (ref_series and referenced):
+        warnings.append("no series reference to compare; only the geometry was checked")
+
+
+def _by_code(seg: Any, number: int) -> str | None:
+    """Structure name whose code the segment's property type carries (labels say less)."""
+    code = seg.get_segment_description(number).segmented_property_type
+    for s in structures().values():
+        if (s.code.scheme, s.code.value) == (code.scheme_designator, code.value):
+            return s.name
+    return None
+
+
+def _segment_values(
+    seg: Any, labels: Mapping[int, str] | None, synonyms: Mapping[str, str] | None
+) -> tuple[dict[int, int], dict[int, str], list[str]]:
+    """Segment number -> label value, label value -> name, unmapped segment labels."""
+    numbers = sorted(int(n) for n in seg.segment_numbers)
+    names = {n: str(seg.get_segment_description(n).segment_label) for n in numbers}
+    mapping, unmapped = assign_labels([names[n] for n in numbers], labels, synonyms)
+    values = {n: mapping[names[n]] for n in numbers if names[n] in mapping}
+    if labels is None:
+        return values, {v: names[n] for n, v in values.items()}, []
+    still: list[str] = []
+    for n in numbers:
+        if names[n] not in unmapped:
+            continue
+        # A label the vocabulary does not know ("Segment_1") may still carry a known code.
+        coded = _by_code(seg, n)
+        found = assign_labels([coded], labels, synonyms)[0] if coded else {}
+        if coded in found:
+            values[n] = found[coded]
+        else:
+            still.append(names[n])
+    return values, {int(v): str(name) for v, name in labels.items()}, still
+
+
+def read_seg(
+    path: str | os.PathLike[str],
+    reference: Volume,
+    *,
+    labels: Mapping[int, str] | None = None,
+    synonyms: Mapping[str, str] | None = None,
+    overlap: str = "later",
+    threshold: float = 0.5,
+) -> LabelMap:
+    """Read a DICOM SEG as a label map on ``reference``'s grid.
+
+    Parameters
+    ----------
+    path
+        The SEG file (binary, fractional or label-map SEG; frames and segments in any order).
+    reference
+        The source image series as loaded by :func:`medai_lab.io.load_series`.
+    labels
+        Task labels, value -> name; segments are matched by label, synonym, vocabulary or
+        their property type code. ``None``: every segment gets its segment number's rank.
+    synonyms
+        More segment names -> structure or task label names.
+    overlap
+        What a voxel in two segments becomes: ``later`` (higher label value wins), ``smaller``
+        or ``error`` (see :func:`medai_lab.io.labelmap.resolve_overlaps`).
+    threshold
+        Fractional SEGs: a voxel belongs to a segment at probability/occupancy >= threshold.
+
+    Raises
+    ------
+    MedaiError
+        One line: not a SEG, another frame of reference or series, frames off the grid.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise MedaiError(f"threshold must be in (0, 1], not {threshold}")
+    seg = _open(path)
+    warnings: list[str] = []
+    _check_reference(seg, reference, warnings)
+    values, names, unmapped = _segment_values(seg, labels, synonyms)
+    label_of = {n: str(seg.get_segment_description(n).segment_label) for n in values}
+    wanted = sorted(values, key=lambda n: (values[n], n))  # painted in label-value order
+    stype = str(getattr(seg.segmentation_type, "value", seg.segmentation_type))
+    masks: list[tuple[int, np.ndarray]] = []
+    empty: list[str] = []
+    sources: dict[int, list[str]] = {}
+    array = np.zeros(reference.shape, dtype=label_dtype(max(names, default=1)))
+    if wanted:
+        try:
+            hv = seg.get_volume(
+                segment_numbers=wanted, rescale_fractional=False, allow_missing_positions=True
+            )
+        except (RuntimeError, ValueError) as err:
+            raise MedaiError(f"the SEG frames do not form a volume: {_clean(err)}") from err
+        cut = 1
+        if stype == "FRACTIONAL":
+            top = float(seg.get("MaximumFractionalValue", 255))
+            cut = max(1, int(np.ceil(threshold * top - 1e-9)))
+            warnings.append(f"fractional SEG: voxels at >= {threshold:g} counted as inside")
+        for c, n in enumerate(wanted):
+            mask = hv.array[..., c] >= cut
+            if not mask.any():
+                empty.append(label_of[n])
+                continue
+            masks.append((values[n], mask))
+            sources.setdefault(values[n], []).append(label_of[n])
+        if masks:
+            combined = resolve_overlaps(masks, overlap)
+            gmap = grid_map(
+                LPS_TO_RAS @ hv.affine, hv.spatial_shape, reference.affine, what="the SEG frames"
+            )
+            array, lost = onto_grid(combined, gmap, reference.shape)
+            if lost:
+                warnings.append(f"{lost} segmented voxels lie outside the reference grid")
+    meta = {"source": "dicom-seg", "segmentation_type": stype, "description": "MedAI Lab labels"}
+    volume = Volume(array, reference.affine.copy(), meta)
+    return LabelMap(volume, names, sources, unmapped, empty, warnings)
+
+
+def seg_references(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a SEG refers to, from its header only (no pixel data is read).
+
+    Returns
+    -------
+    dict
+        ``frame_of_reference_uid`` (str), ``series_uids`` (list of referenced series UIDs),
+        ``study_uid`` (str), ``segment_labels`` (segment labels in segment-number order;
+        a label-map SEG's background segment 0 left out).
+    """
+    import pydicom
+
+    p = Path(path)
+    if not p.is_file():
+        raise MedaiError(f"no such SEG file: {p}")
+    tags = [
+        "SOPClassUID",
+        "StudyInstanceUID",
+        "FrameOfReferenceUID",
+        "ReferencedSeriesSequence",
+        "SegmentSequence",
+    ]
+    try:
+        ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=tags)
+    except Exception as err:  # pydicom raises several types for non-DICOM files
+        raise MedaiError(f"{p.name} is not a DICOM file ({_clean(err)})") from err
+    if str(ds.get("SOPClassUID", "")) not in SEG_SOP_CLASSES:
+        raise MedaiError(f"{p.name} is not a DICOM SEG")
+    # Label-map SEGs describe their background as segment 0: not a segment to read.
+    segments = sorted(
+        (s for s in ds.get("SegmentSequence", []) if int(s.SegmentNumber) > 0),
+        key=lambda s: int(s.SegmentNumber),
+    )
+    return {
+        "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "") or ""),
+        "series_uids": [str(i.SeriesInstanceUID) for i in ds.get("ReferencedSeriesSequence", [])],
+        "study_uid": str(ds.get("StudyInstanceUID", "") or ""),
+        "segment_labels": [str(s.get("SegmentLabel", "")) for s in segments],
+    }
