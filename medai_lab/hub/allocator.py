@@ -107,6 +107,13 @@ class GpuAllocator:
         Allocation
             ``devices`` empty and ``message`` set when nothing could be given.
         """
+        allocation = self._allocate(user, server, groups, want)
+        self._open_session(user, server, allocation.profile)
+        return allocation
+
+    def _allocate(
+        self, user: str, server: str, groups: Iterable[str], want: int | None
+    ) -> Allocation:
         want = self.policy.gpus_per_server if want is None else int(want)
         if want <= 0:
             return Allocation(user, server)
@@ -149,6 +156,19 @@ class GpuAllocator:
                 )
         return Allocation(user, server, tuple(chosen))
 
+    def _open_session(self, user: str, server: str, profile: str) -> None:
+        """Start the server's session record (CPU profile included), unless one is open."""
+        with self.store.write() as conn:
+            open_ = conn.execute(
+                "SELECT 1 FROM sessions WHERE user = ? AND server = ? AND end IS NULL",
+                (user, server),
+            ).fetchone()
+            if open_ is None:
+                conn.execute(
+                    "INSERT INTO sessions (user, server, profile, start) VALUES (?, ?, ?, ?)",
+                    (user, server, profile, self.clock()),
+                )
+
     def _sorted(self, ids: Iterable[str]) -> list[GpuDevice]:
         return sorted((self._by_id[i] for i in ids), key=lambda d: self._order[d.id])
 
@@ -169,7 +189,7 @@ class GpuAllocator:
         return chosen
 
     def release(self, user: str, server: str = "") -> list[str]:
-        """Free what ``user``'s ``server`` holds and close its GPU-hours records.
+        """Free what ``user``'s ``server`` holds and close its GPU-hours and session records.
 
         Returns
         -------
@@ -185,6 +205,10 @@ class GpuAllocator:
             for row in rows:
                 conn.execute("UPDATE usage SET end = ? WHERE id = ?", (now, row["usage_id"]))
             conn.execute("DELETE FROM allocations WHERE user = ? AND server = ?", (user, server))
+            conn.execute(
+                "UPDATE sessions SET end = ? WHERE user = ? AND server = ? AND end IS NULL",
+                (now, user, server),
+            )
         return [r["device"] for r in rows]
 
     def rename(self, user: str, old: str, new: str) -> None:
@@ -193,6 +217,7 @@ class GpuAllocator:
             for sql in (
                 "UPDATE allocations SET server = ? WHERE user = ? AND server = ?",
                 "UPDATE usage SET server = ? WHERE user = ? AND server = ?",
+                "UPDATE sessions SET server = ? WHERE user = ? AND server = ?",
             ):
                 conn.execute(sql, (new, user, old))
 
@@ -201,6 +226,10 @@ class GpuAllocator:
         with self.store.write() as conn:
             conn.execute(
                 "UPDATE allocations SET pid = ? WHERE user = ? AND server = ?", (pid, user, server)
+            )
+            conn.execute(
+                "UPDATE sessions SET pid = ? WHERE user = ? AND server = ? AND end IS NULL",
+                (pid, user, server),
             )
 
     def holdings(self) -> dict[str, tuple[str, str]]:
@@ -215,7 +244,8 @@ class GpuAllocator:
         return [d for d in self.devices if d.id not in held]
 
     def reconcile(self, alive: Callable[[int], bool] = _pid_alive) -> list[tuple[str, str]]:
-        """Release allocations whose local server process is gone (call when the hub starts).
+        """Release allocations and close sessions whose local server process is gone (call when
+        the hub starts).
 
         Allocations without a recorded pid were mid-spawn when the hub stopped; at hub start no
         spawn is in progress, so they are released too.
@@ -226,7 +256,10 @@ class GpuAllocator:
             The servers whose units were freed.
         """
         with self.store.read() as conn:
-            rows = conn.execute("SELECT DISTINCT user, server, pid FROM allocations").fetchall()
+            rows = conn.execute(
+                "SELECT user, server, pid FROM allocations UNION "
+                "SELECT user, server, pid FROM sessions WHERE end IS NULL"
+            ).fetchall()
         stale = sorted(
             {(r["user"], r["server"]) for r in rows if r["pid"] is None or not alive(r["pid"])}
         )

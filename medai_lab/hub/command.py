@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         if not state.exists():
             raise MedaiError(f"no GPU state at {state}: is --data the hub's folder?")
         rows = write_usage_csv(state, args.export_usage)
-        print(f"wrote GPU-hours of {len(rows)} user(s) to {args.export_usage}")
+        print(f"wrote the usage of {len(rows)} user(s) to {args.export_usage}")
         return 0
     from medai_lab.hub.inventory import describe
     from medai_lab.hub.settings import write_config

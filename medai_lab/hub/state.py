@@ -1,9 +1,11 @@
 """The persistent allocation state: one SQLite file, so a hub restart keeps who holds which GPU.
 
-Two tables: ``allocations`` (one row per held unit; the unit id is the primary key, so the
-database itself refuses to hand a unit out twice) and ``usage`` (one row per held unit and
-server session, closed on release: the GPU-hours ledger). Every write runs in a
-``BEGIN IMMEDIATE`` transaction: concurrent writers, threads or processes, are serialised.
+Three tables: ``allocations`` (one row per held unit; the unit id is the primary key, so the
+database itself refuses to hand a unit out twice), ``usage`` (one row per held unit and
+server session, closed on release: the GPU-hours ledger) and ``sessions`` (one row per server
+session, GPU or CPU profile alike, closed on release: who used the hub, and for how long).
+Every write runs in a ``BEGIN IMMEDIATE`` transaction: concurrent writers, threads or
+processes, are serialised.
 """
 
 from __future__ import annotations
@@ -36,6 +38,16 @@ CREATE TABLE IF NOT EXISTS usage (
     end REAL
 );
 CREATE INDEX IF NOT EXISTS usage_user ON usage (user);
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user TEXT NOT NULL,
+    server TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    start REAL NOT NULL,
+    end REAL,
+    pid INTEGER
+);
+CREATE INDEX IF NOT EXISTS sessions_owner ON sessions (user, server);
 """
 
 

@@ -53,6 +53,26 @@ def test_export_usage(tmp_path, capsys):
     assert main(["hub", "--data", str(tmp_path / "nope"), "--export-usage", str(out)]) == 2
 
 
+def test_export_usage_counts_cpu_sessions(tmp_path, capsys):
+    """A hub without GPUs (every server on the CPU profile) still has users to account for."""
+    now = [1_000_000.0]
+    state = tmp_path / "gpu-state.sqlite"
+    alloc = GpuAllocator(parse_inventory("none"), state_path=state, clock=lambda: now[0])
+    assert alloc.allocate("ann").profile == "cpu"
+    now[0] += 1800
+    alloc.release("ann")
+    alloc.allocate("bob", want=0)  # asked for the CPU profile; still running
+    out = tmp_path / "usage.csv"
+    assert main(["hub", "--data", str(tmp_path), "--export-usage", str(out)]) == 0
+    assert "of 2 user(s)" in capsys.readouterr().out
+    rows = {r["user"]: r for r in csv.DictReader(out.open())}
+    assert set(rows) == {"ann", "bob"}
+    assert rows["ann"]["sessions"] == "1" and rows["ann"]["open_sessions"] == "0"
+    assert float(rows["ann"]["server_hours"]) == pytest.approx(0.5)
+    assert float(rows["ann"]["gpu_hours"]) == 0.0
+    assert rows["bob"]["open_sessions"] == "1"
+
+
 @pytest.mark.parametrize("bad", ["students", "=3", "g=x"])
 def test_bad_quota(bad, capsys):
     with pytest.raises(SystemExit):

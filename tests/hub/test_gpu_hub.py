@@ -88,9 +88,10 @@ def test_ten_concurrent_spawns_four_gpus(make_hub):
     with ThreadPoolExecutor(10) as pool:
         list(pool.map(hub.stop_server, names))
     assert held_by(hub) == {}
-    usage = usage_by_user(hub.settings.data / "gpu-state.sqlite")
-    assert sorted(u.user for u in usage) == sorted(gpu)
-    assert all(u.sessions == 1 and u.open_sessions == 0 for u in usage)
+    usage = {u.user: u for u in usage_by_user(hub.settings.data / "gpu-state.sqlite")}
+    assert set(usage) == set(names), "every server session is accounted, CPU ones too"
+    assert all(u.sessions == 1 and u.open_sessions == 0 for u in usage.values())
+    assert {n for n, u in usage.items() if u.gpu_hours > 0} == set(gpu)
 
 
 def test_hub_crash_keeps_allocations(make_hub):
