@@ -4,7 +4,8 @@ Formats
 -------
 ``torchscript`` / ``onnx``
     A model file from ``medai-lab export`` (``.ts`` / ``.pt`` / ``.onnx``) with its JSON
-    preprocessing sidecar next to it (``model.ts`` -> ``model.json``).
+    preprocessing sidecar next to it (``model.ts`` -> ``model.ts.json``, found by
+    :func:`medai_lab.export.find_sidecar`).
 ``python``
     A folder with ``predict.py`` at its top and any weights files. ``predict.py`` defines::
 
@@ -135,16 +136,14 @@ def _guess(src: Path) -> str:
 
 
 def _model(src: Path, fmt: str, spec: Spec) -> Candidate:
-    from medai_lab.export.exporters import sidecar_path
+    from medai_lab.export.exporters import ExportError, find_sidecar, sidecar_path
 
     if not src.is_file():
         raise ChallengeError(f"a {fmt} submission is one model file; {src} is a folder")
-    side = sidecar_path(src)
-    if not side.is_file():
-        raise ChallengeError(
-            f"{src.name} has no preprocessing sidecar {side.name} next to it: export the model "
-            "with medai-lab export, which writes both"
-        )
+    try:
+        side = find_sidecar(src)
+    except ExportError as exc:
+        raise ChallengeError(str(exc)) from None
     try:
         meta = json.loads(side.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -166,7 +165,7 @@ def _model(src: Path, fmt: str, spec: Spec) -> Candidate:
     if fmt == "onnx" and src.read_bytes()[:1] != b"\x08":
         raise ChallengeError(f"{src.name} does not look like an ONNX model (corrupted?)")
     suffix = ".ts" if fmt == "torchscript" else ".onnx"
-    files = {f"model{suffix}": src, "model.json": side}
+    files = {f"model{suffix}": src, sidecar_path(f"model{suffix}").name: side}
     return Candidate(fmt, files, _size(files), f"model{suffix}")
 
 

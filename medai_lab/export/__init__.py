@@ -5,6 +5,7 @@ from medai_lab.export.exporters import (
     ExportError,
     ExportResult,
     export_model,
+    find_sidecar,
     load_exported,
     sidecar_path,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "ExportResult",
     "export_checkpoint",
     "export_model",
+    "find_sidecar",
     "load_exported",
     "load_network",
     "resolve_checkpoint",

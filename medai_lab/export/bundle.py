@@ -6,7 +6,7 @@ A bundle is a folder that MONAI's own tools understand without MedAI Lab::
     <out>/configs/inference.json   load, RAS, resample, crop, intensity, sliding window,
                                    argmax, back to the image's grid, save (SupervisedEvaluator)
     <out>/models/model.ts          traced TorchScript with metadata.json and inference.json inside
-    <out>/models/model.json        MedAI Lab sidecar, so ``load_exported`` works on model.ts
+    <out>/models/model.ts.json     MedAI Lab sidecar, so ``load_exported`` works on model.ts
     <out>/docs/README.md           the model, its preprocessing contract and how to run it
 
 The folder is built next to ``out`` and renamed into place: it is complete or absent.

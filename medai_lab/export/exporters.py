@@ -1,9 +1,12 @@
 """Export a segmentation network to TorchScript or ONNX with its preprocessing contract.
 
 The exported file is useless without knowing what goes in: spacing, orientation, intensity
-transform, patch size and label names travel in a JSON sidecar next to it
-(``model.onnx`` -> ``model.json``). Every export is checked against the eager network on a
-random patch before the function returns; a mismatch is an error, not a warning.
+transform, patch size and label names travel in a JSON sidecar next to it, named after the
+whole file (``liver.onnx`` -> ``liver.onnx.json``), so exports of one model to several formats
+never replace each other's. Every reader finds it through :func:`find_sidecar`, which also
+accepts the ``<stem>.json`` of earlier versions when it describes that model. Every export is
+checked against the eager network on a random patch before the function returns; a mismatch is
+an error, not a warning.
 """
 
 from __future__ import annotations
@@ -34,8 +37,46 @@ class ExportResult:
     max_abs_diff: float
 
 
+# file suffix -> format, to tell whether an older ``<stem>.json`` belongs to a model file
+SUFFIX_FORMATS = {".ts": "torchscript", ".pt": "torchscript", ".onnx": "onnx"}
+
+
 def sidecar_path(model_path: str | os.PathLike[str]) -> Path:
-    return Path(model_path).with_suffix(".json")
+    """Where the sidecar of ``model_path`` is written: ``<file name>.json``."""
+    path = Path(model_path)
+    return path.with_name(path.name + ".json")
+
+
+def find_sidecar(model_path: str | os.PathLike[str]) -> Path:
+    """The sidecar that describes ``model_path``; :class:`ExportError` with the fix when none.
+
+    ``<file name>.json`` first; else the ``<stem>.json`` that earlier versions wrote if it describes
+    this file (its ``file`` entry) or a model of this file's format. A ``<stem>.json`` written
+    for another export of the same stem is refused, never used.
+    """
+    model = Path(model_path)
+    side = sidecar_path(model)
+    if side.is_file():
+        return side
+    legacy = model.with_suffix(".json")
+    if not legacy.is_file() or legacy == model:
+        raise ExportError(
+            f"{model.name} has no preprocessing sidecar {side.name} next to it: export the "
+            "model with medai-lab export, which writes both"
+        )
+    try:
+        meta = json.loads(legacy.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ExportError(f"{legacy.name} is not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(meta, dict):
+        raise ExportError(f"{legacy.name} must hold a JSON object")
+    fmt = meta.get("format")
+    if meta.get("file") == model.name or fmt in (None, SUFFIX_FORMATS.get(model.suffix)):
+        return legacy
+    raise ExportError(
+        f"{legacy.name} describes a {fmt} model ({meta.get('file', 'another file')}), not "
+        f"{model.name}, and {side.name} is missing: export {model.name} again"
+    )
 
 
 def _example(contract: dict[str, Any], seed: int = 0):
@@ -124,8 +165,14 @@ def _onnx(network: Any, example: Any, path: Path) -> None:
 def load_exported(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
     """A callable ``(N, C, D, H, W) float32 tensor -> logits`` and its sidecar contract."""
     path = Path(path)
-    meta = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
-    return _load(path, meta["format"])[0], meta
+    side = find_sidecar(path)
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+        fmt = meta["format"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        kind = type(exc).__name__
+        raise ExportError(f"{side.name} is not a MedAI Lab sidecar ({kind})") from None
+    return _load(path, fmt)[0], meta
 
 
 def _load(path: Path, fmt: str) -> tuple[Any, str]:

@@ -72,22 +72,27 @@ class Predictor:
     # --- constructors ------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], **kwargs: Any) -> Predictor:
-        """From a Lightning checkpoint (``.ckpt``) or an export with its JSON sidecar."""
-        path = Path(path)
-        if not path.is_file():
-            raise InferenceError(f"no such model file: {path}")
-        if path.suffix == ".ckpt":
-            return cls.from_checkpoint(path, **kwargs)
-        from medai_lab.export import load_exported, sidecar_path
+    def load(
+        cls, source: str | os.PathLike[str], *, tracking_uri: str | None = None, **kwargs: Any
+    ) -> Predictor:
+        """From what ``medai-lab export`` takes, or an export with its JSON sidecar.
 
-        if not sidecar_path(path).is_file():
-            raise InferenceError(
-                f"{path.name} has no contract sidecar {sidecar_path(path).name}: export it with "
-                "medai-lab export"
-            )
-        network, contract = load_exported(path)
-        return cls(network, contract, **kwargs)
+        ``source`` is an exported ``.ts`` / ``.onnx`` file (its contract from
+        :func:`medai_lab.export.find_sidecar`), a checkpoint (``.ckpt``), a run folder (its best
+        checkpoint) or an MLflow run id (looked up in ``tracking_uri``), resolved by
+        :func:`medai_lab.export.resolve_checkpoint` exactly as ``medai-lab export`` does.
+        """
+        from medai_lab.export import ExportError, load_exported, resolve_checkpoint
+
+        path = Path(source)
+        try:
+            if path.is_file() and path.suffix != ".ckpt":
+                network, contract = load_exported(path)
+                return cls(network, contract, **kwargs)
+            checkpoint = resolve_checkpoint(source, tracking_uri)
+        except ExportError as exc:
+            raise InferenceError(str(exc)) from exc
+        return cls.from_checkpoint(checkpoint, **kwargs)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str], **kwargs: Any) -> Predictor:

@@ -90,12 +90,13 @@ def test_corrupted_torchscript_is_refused_at_submission(
     exported: Path, make_challenge: Any, tmp_path: Path
 ) -> None:
     from medai_lab.challenge import ChallengeError
+    from medai_lab.export import find_sidecar, sidecar_path
 
     ch = make_challenge()
     bad = tmp_path / "bad.ts"
     data = exported.read_bytes()
     bad.write_bytes(data[: len(data) // 2])
-    bad.with_suffix(".json").write_bytes(exported.with_suffix(".json").read_bytes())
+    sidecar_path(bad).write_bytes(find_sidecar(exported).read_bytes())
     with pytest.raises(ChallengeError, match="not a complete TorchScript archive"):
         ch.submit(bad, team="owls", phase="test")
     assert ch.submissions() == []

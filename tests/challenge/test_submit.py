@@ -109,7 +109,7 @@ def test_model_submissions_need_a_valid_sidecar(make_challenge: Any, tmp_path: P
             ch.submit(_onnx(tmp_path / f"m{i}", **change), team="owls", phase="test")
     lonely = tmp_path / "lonely.onnx"
     shutil.copy(ok, lonely)
-    with pytest.raises(ChallengeError, match=r"no preprocessing sidecar lonely\.json"):
+    with pytest.raises(ChallengeError, match=r"no preprocessing sidecar lonely\.onnx\.json"):
         ch.submit(lonely, team="owls", phase="test")
     junk = _onnx(tmp_path / "junk")
     junk.write_bytes(b"PK\x03\x04 not onnx")

@@ -34,7 +34,7 @@ def test_export_matches_eager_on_new_shapes(fmt: str, tmp_path: Path) -> None:
     run, meta = load_exported(result.model)
     assert meta["format"] == fmt and meta["labels"] == CONTRACT["labels"]
     assert meta["spacing"] == CONTRACT["spacing"] and meta["input"]["shape"] == [1, 1, 32, 32, 32]
-    assert result.sidecar == tmp_path / "model.json"
+    assert result.sidecar == tmp_path / "model.bin.json"
     x = torch.randn(2, 1, 48, 40, 32)  # another batch size and patch than the export saw
     with torch.no_grad():
         assert torch.allclose(run(x), net.eval()(x), rtol=1e-3, atol=1e-4)
@@ -51,4 +51,40 @@ def test_unknown_format_and_untraceable_network(tmp_path: Path) -> None:
     # the trace input and the check input have means of opposite sign (fixed seeds)
     with pytest.raises(ExportError, match="disagrees"):
         export_model(Sneaky(), CONTRACT, tmp_path / "s.pt", "torchscript")
-    assert not (tmp_path / "s.pt").exists() and not (tmp_path / "s.json").exists()
+    assert sorted(tmp_path.iterdir()) == []  # neither a model nor a sidecar
+
+
+def test_exports_of_one_model_to_two_formats_keep_their_own_sidecars(tmp_path: Path) -> None:
+    """``--out liver.ts`` then ``--out liver.onnx``: neither contract replaces the other."""
+    from medai_lab.export import find_sidecar
+    from medai_lab.inference import Predictor
+
+    net = _net()
+    ts = export_model(net, CONTRACT, tmp_path / "liver.ts", "torchscript")
+    onnx = export_model(net, CONTRACT, tmp_path / "liver.onnx", "onnx")
+    assert ts.sidecar != onnx.sidecar and ts.sidecar.is_file() and onnx.sidecar.is_file()
+    assert find_sidecar(ts.model) == ts.sidecar and find_sidecar(onnx.model) == onnx.sidecar
+    assert load_exported(ts.model)[1]["format"] == "torchscript"
+    assert load_exported(onnx.model)[1]["format"] == "onnx"
+    assert Predictor.load(ts.model).contract["format"] == "torchscript"
+
+
+def test_sidecars_of_older_exports_are_used_only_when_they_match(tmp_path: Path) -> None:
+    """An older export's ``<stem>.json`` still works for its own model, never for another."""
+    from medai_lab.export import find_sidecar
+    from medai_lab.inference import InferenceError, Predictor
+
+    net = _net()
+    old = export_model(net, CONTRACT, tmp_path / "liver.ts", "torchscript")
+    legacy = old.sidecar.rename(tmp_path / "liver.json")  # where earlier versions wrote it
+    assert find_sidecar(old.model) == legacy
+    assert load_exported(old.model)[1]["format"] == "torchscript"
+    onnx = export_model(net, CONTRACT, tmp_path / "liver.onnx", "onnx")
+    onnx.sidecar.unlink()  # liver.onnx now has only the TorchScript model's liver.json beside it
+    with pytest.raises(ExportError, match=r"liver\.json describes a torchscript model"):
+        find_sidecar(onnx.model)
+    with pytest.raises(InferenceError, match=r"liver\.json describes a torchscript model"):
+        Predictor.load(onnx.model)
+    legacy.unlink()
+    with pytest.raises(ExportError, match=r"no preprocessing sidecar liver\.onnx\.json"):
+        load_exported(onnx.model)

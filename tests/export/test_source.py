@@ -36,7 +36,7 @@ def test_export_cli_onnx_and_bundle(run, tmp_path: Path, capsys) -> None:
     onnx = tmp_path / "heart.onnx"
     assert main(["export", str(run.run_dir), "--format", "onnx", "--out", str(onnx)]) == 0
     assert "verified against the network" in capsys.readouterr().out
-    sidecar = json.loads(onnx.with_suffix(".json").read_text())
+    sidecar = json.loads(onnx.with_name("heart.onnx.json").read_text())
     assert sidecar["format"] == "onnx" and sidecar["task"] == "heart"
     assert sidecar["inference"]["keep_largest"] == [1, 2]
     image = sorted((run.data_dir / "imagesTr").glob("*.nii.gz"))[0]
@@ -81,3 +81,28 @@ def test_predict_cli_keeps_grids_and_sets_bad_images_aside(run, tmp_path: Path, 
         assert pred.shape == img.shape and np.allclose(pred.affine, img.affine)
         assert set(np.unique(np.asarray(pred.dataobj))) <= {0, 1, 2}
     assert (images / "broken.nii.gz").read_bytes() == b"not a nifti file"  # input untouched
+
+
+def test_predict_takes_a_run_folder_or_run_id_as_export_does(run, tmp_path: Path, capsys) -> None:
+    """``medai-lab predict runs/heart ...``: the run's best checkpoint, as ``export`` finds it."""
+    import mlflow
+
+    from medai_lab.inference import InferenceError, Predictor
+
+    images = tmp_path / "images"
+    images.mkdir()
+    (src,) = sorted((run.data_dir / "imagesTr").glob("*.nii.gz"))[:1]
+    (images / src.name).write_bytes(src.read_bytes())
+    out = tmp_path / "pred"
+    assert main(["predict", str(run.run_dir), str(images), "--out", str(out), "--quiet"]) == 0
+    want = Predictor.load(run.best_checkpoint).predict(src).array
+    assert np.array_equal(np.asarray(nib.load(out / src.name).dataobj), want)
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("e")).info.run_id
+    client.set_tag(run_id, "medai_lab.best_checkpoint", str(run.best_checkpoint))
+    by_id = Predictor.load(run_id, tracking_uri=uri).predict(src).array
+    assert np.array_equal(by_id, want)
+    with pytest.raises(InferenceError, match="no such run folder, checkpoint or MLflow run"):
+        Predictor.load(tmp_path / "nope")

@@ -62,9 +62,9 @@ def test_run_contents(phantoms, store: str, tmp_path: Path) -> None:
         "overlays/best_case.png",
         "overlays/worst_case.png",
         "model/torchscript/model.ts",
-        "model/torchscript/model.json",
+        "model/torchscript/model.ts.json",
         "model/onnx/model.onnx",
-        "model/onnx/model.json",
+        "model/onnx/model.onnx.json",
     }
     local = Path(client.download_artifacts(run_id, "", str(tmp_path / "dl")))
     table = pd.read_csv(local / "evaluation" / "case_metrics.csv")
@@ -81,7 +81,7 @@ def test_run_contents(phantoms, store: str, tmp_path: Path) -> None:
     assert card["environment"]["torch"] and card["environment"]["monai"]
     assert card["deid_profile"] is None  # phantoms never went through de-identification
     assert (local / "overlays" / "best_case.png").read_bytes()[:4] == b"\x89PNG"
-    sidecar = json.loads((local / "model" / "torchscript" / "model.json").read_text())
+    sidecar = json.loads((local / "model" / "torchscript" / "model.ts.json").read_text())
     assert sidecar["labels"] == {str(k): v for k, v in result.config["task"]["labels"].items()}
     assert sidecar["spacing"] == result.config["task"]["spacing"]
     (version,) = client.search_model_versions("name='lung-test'")
