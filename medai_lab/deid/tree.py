@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from medai_lab import atomic
 from medai_lab.deid.engine import Deidentifier
@@ -201,11 +202,9 @@ def deidentify_tree(
 def _process(
     src: str, tmp: str, files: Sequence[str], init: tuple, workers: int, progress: bool
 ) -> list[_Result]:
-    from tqdm.auto import tqdm
-
     batches = [list(enumerate(files))[i : i + _BATCH] for i in range(0, len(files), _BATCH)]
     results: list[_Result] = []
-    bar = tqdm(total=len(files), unit="file", desc="de-identify", disable=not progress)
+    bar = _bar(len(files), progress)
     try:
         if workers <= 1:
             _init_worker(*init)
@@ -221,6 +220,23 @@ def _process(
     finally:
         bar.close()
     return results
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(total: int, progress: bool) -> Any:
+    """A progress bar (counts only, no names); tqdm is imported only when one is shown."""
+    if not progress:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="file", desc="de-identify")
 
 
 def _finish(
