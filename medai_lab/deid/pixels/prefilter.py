@@ -11,25 +11,53 @@ from __future__ import annotations
 import numpy as np
 
 STEP = 40  # grey levels above/below the local mean that count as a stroke pixel
+STRONG = 80  # the same for strokes that are not at the extremes
+LONG = 5  # letters in a row needed for those
+SMALL = 256  # frames up to this size always go to the detector
 _MIN_H, _MAX_H = 3, 80  # glyph heights considered (pixels)
 _MAX_COMPONENTS = 3000  # beyond this the frame is too busy to judge: say "maybe"
 
 
 def maybe_text(rgb: np.ndarray) -> bool:
-    """True when the 8-bit RGB view has rows of glyph-like high-contrast components."""
+    """True when the 8-bit RGB view has rows of glyph-like high-contrast components.
+
+    Two cues: strokes at the view's extremes (0 or 255: the frame's own minimum or maximum,
+    where scanners draw text) standing out from their neighbourhood, or, for text drawn at
+    other values, longer rows of strokes with a larger contrast.
+    """
     from scipy import ndimage
 
+    if max(rgb.shape[:2]) <= SMALL:
+        return True  # the detector is cheap on small frames, and strokes there are too few
     hi = rgb.max(axis=2)
     lo = rgb.min(axis=2) if rgb.shape[2] > 1 else hi
-    size = 15 if max(hi.shape) >= 256 else 9
+    size = 15
     mean = ndimage.uniform_filter(hi.astype(np.float32), size)
-    if _rows_of_glyphs(hi > mean + STEP):  # light strokes
+    if _rows_of_glyphs(_isolated(hi == 255, hi > mean + STEP), 3):  # light, at the maximum
         return True
     mean_lo = mean if lo is hi else ndimage.uniform_filter(lo.astype(np.float32), size)
-    return _rows_of_glyphs(lo < mean_lo - STEP)  # dark strokes
+    if _rows_of_glyphs(_isolated(lo == 0, lo < mean_lo - 2 * STEP), 3):  # dark, at the minimum
+        return True
+    return _rows_of_glyphs(hi > mean + STRONG, LONG) or _rows_of_glyphs(lo < mean_lo - STRONG, LONG)
 
 
-def _rows_of_glyphs(mask: np.ndarray) -> bool:
+def _isolated(extreme: np.ndarray, contrast: np.ndarray) -> np.ndarray:
+    """Extreme-valued strokes with contrast, minus those that touch other extreme pixels: a
+    glyph is surrounded by background, while the rim of a clipped region (air outside the
+    field of view, gas, saturated bone) breaks into fragments that border more of it."""
+    from scipy import ndimage
+
+    mask = extreme & contrast
+    spill = extreme & ~mask
+    if not spill.any() or not mask.any():
+        return mask
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    touch = ndimage.binary_dilation(spill, structure=np.ones((3, 3), bool)) & mask
+    bad = np.unique(labels[touch])
+    return mask & ~np.isin(labels, bad[bad > 0])
+
+
+def _rows_of_glyphs(mask: np.ndarray, letters: int) -> bool:
     from scipy import ndimage
 
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
@@ -50,14 +78,17 @@ def _rows_of_glyphs(mask: np.ndarray) -> bool:
     if k > _MAX_COMPONENTS:
         return True
     b, hh = box[glyph], h[glyph]
-    cy = (b[:, 0] + b[:, 1]) / 2
-    # neighbours on the same line: similar height, centres level, a gap under two heights
-    same_line = np.abs(cy[:, None] - cy[None, :]) <= np.maximum(hh[:, None], hh[None, :]) * 0.5
-    similar = (hh[:, None] <= 2.5 * hh[None, :]) & (hh[None, :] <= 2.5 * hh[:, None])
+    top, bottom = b[:, 0], b[:, 1]
+    tall = np.maximum(hh[:, None], hh[None, :])
+    # neighbours on one line: a shared baseline or cap line, similar height, a narrow gap
+    same_line = (np.abs(bottom[:, None] - bottom[None, :]) <= np.maximum(1, tall // 4)) | (
+        np.abs(top[:, None] - top[None, :]) <= np.maximum(1, tall // 4)
+    )
+    similar = (hh[:, None] <= 1.8 * hh[None, :]) & (hh[None, :] <= 1.8 * hh[:, None])
     gap = np.maximum(b[:, 2][None, :] - b[:, 3][:, None], b[:, 2][:, None] - b[:, 3][None, :])
-    near = gap <= 2 * np.maximum(hh[:, None], hh[None, :])
+    near = gap <= 1.5 * tall
     links = same_line & similar & near
     np.fill_diagonal(links, False)
     weight = np.where(word[glyph], 3, 1)  # a merged word counts as three letters
     line_mass = links.astype(np.int32) @ weight + weight
-    return bool((line_mass >= 3).any())
+    return bool((line_mass >= letters).any())
