@@ -39,12 +39,19 @@ from medai_lab.io.labelmap import (
     paint,
     paint_order,
 )
-from medai_lab.io.rtstruct_fill import fill_even_odd, lps_to_voxel, polyline_voxels
+from medai_lab.io.rtstruct_fill import (
+    fill_even_odd,
+    lps_to_voxel,
+    nearest_plane_only,
+    polyline_voxels,
+    voxel_part,
+)
 from medai_lab.io.volume import Volume
 
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 _CONTOUR_DATA = 0x30060050
 _ROI_CONTOUR_SEQUENCE = 0x30060039
+_GEOMETRIC_TYPE = 0x30060042
 _CLOSED = {"CLOSED_PLANAR", "CLOSED_PLANAR_XOR"}
 _OPEN = {"OPEN_PLANAR", "OPEN_NONPLANAR"}
 
@@ -167,6 +174,15 @@ def _points(items: list) -> tuple[np.ndarray, np.ndarray]:
     return flat.reshape(-1, 3), counts
 
 
+def _text(item, tag: int) -> str:
+    """A short text element read without pydicom's per-element conversion (upper case)."""
+    elem = item.get_item(tag)
+    raw = None if elem is None else elem.value
+    if isinstance(raw, bytes | bytearray):
+        raw = raw.decode("ascii", "replace")
+    return str(raw or "").strip(" \x00").upper()
+
+
 @dataclass
 class _Roi:
     """Voxels of one ROI on the grid, in the (k, j, i) order the painter uses."""
@@ -188,14 +204,14 @@ def _rasterise(items: list, name: str, grid: Volume, tol_mm: float) -> _Roi:
     pts, counts = _points(items)
     ijk = lps_to_voxel(pts, grid.affine)
     ends = np.cumsum(counts)
-    polygons, slices, marks = [], [], []
+    polygons, slices, planes, marks = [], [], [], []
     outside = between = clipped = few = 0
     kinds: set[str] = set()
     for item, n, end in zip(items, counts, ends, strict=True):
         if n == 0:
             continue
         c = ijk[end - n : end]
-        kind = str(item.get("ContourGeometricType", "CLOSED_PLANAR") or "CLOSED_PLANAR").upper()
+        kind = _text(item, _GEOMETRIC_TYPE) or "CLOSED_PLANAR"
         if kind in _CLOSED:
             if n < 3:
                 few += 1
@@ -215,6 +231,7 @@ def _rasterise(items: list, name: str, grid: Volume, tol_mm: float) -> _Roi:
                 clipped += 1
             polygons.append(c[:, :2])
             slices.append(k)
+            planes.append(float(c[:, 2].mean()))
         elif kind == "POINT" or kind in _OPEN:
             kinds.add(kind)
             vox = polyline_voxels(c if kind != "POINT" else c[:1], grid.shape)
@@ -223,16 +240,14 @@ def _rasterise(items: list, name: str, grid: Volume, tol_mm: float) -> _Roi:
             marks.append(vox)
         else:
             roi.warnings.append(f"ROI {name!r}: contour type {kind!r} is not supported, skipped")
-    filled = fill_even_odd(polygons, np.asarray(slices, dtype=np.int64), grid.shape)
+    keep = nearest_plane_only(np.asarray(planes), np.asarray(slices, dtype=np.int64))
+    stacked = int(np.count_nonzero(~keep))
+    polygons = [p for p, kept in zip(polygons, keep, strict=True) if kept]
+    filled = fill_even_odd(polygons, np.asarray(slices, dtype=np.int64)[keep], grid.shape)
     if filled is not None:
         roi.parts.append(filled)
     if marks and sum(len(m) for m in marks):
-        vox = np.concatenate(marks)
-        lo, hi = vox.min(axis=0), vox.max(axis=0) + 1
-        mask = np.zeros((hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0]), dtype=bool)
-        mask[vox[:, 2] - lo[2], vox[:, 1] - lo[1], vox[:, 0] - lo[0]] = True
-        region = (slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0]))
-        roi.parts.append((region, mask))
+        roi.parts.append(voxel_part(np.concatenate(marks)))
     if "POINT" in kinds:
         roi.warnings.append(f"ROI {name!r}: POINT contours mark their nearest voxel")
     if kinds & _OPEN:
@@ -242,6 +257,7 @@ def _rasterise(items: list, name: str, grid: Volume, tol_mm: float) -> _Roi:
         (between, f"lie between slices (> {tol_mm:.3g} mm from one) and were skipped"),
         (clipped, "reach past the image edge and were clipped to it"),
         (few, "have fewer than 3 points and were skipped"),
+        (stacked, "lie in another plane of an already contoured slice and were skipped"),
     ):
         if count:
             roi.warnings.append(f"ROI {name!r}: {count} contour(s) {what}")
@@ -317,6 +333,10 @@ def read_rtstruct(
         number = int(rc.get("ReferencedROINumber", 0) or 0)
         contours.setdefault(number, []).extend(rc.get("ContourSequence", []))
 
+    known = {number for number, _, _ in rois}
+    orphans = sorted(set(contours) - known)
+    if orphans:
+        warnings.append(f"contours of {len(orphans)} ROI number(s) missing from the structure set")
     wanted = sorted(
         ((mapping[name], i) for i, (_, name, _) in enumerate(rois) if name in mapping),
         key=lambda t: t[0],

@@ -128,3 +128,29 @@ def polyline_voxels(ijk: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     vox = np.rint(samples).astype(np.int64)
     inside = np.all((vox >= 0) & (vox < np.array(shape)), axis=1)
     return np.unique(vox[inside], axis=0)
+
+
+def nearest_plane_only(planes: np.ndarray, slices: np.ndarray) -> np.ndarray:
+    """Which contours to keep: on each slice, only those of the plane nearest to it.
+
+    Structure sets drawn on a finer slice spacing than the reference grid put contours from
+    several planes onto one slice; filling them together (even-odd) would cut holes.
+    """
+    keep = np.ones(len(planes), dtype=bool)
+    if len(planes) < 2:
+        return keep
+    best: dict[int, float] = {}
+    for plane, k in zip(planes, slices, strict=True):
+        if int(k) not in best or abs(plane - k) < abs(best[int(k)] - k):
+            best[int(k)] = float(plane)
+    for n, (plane, k) in enumerate(zip(planes, slices, strict=True)):
+        keep[n] = abs(plane - best[int(k)]) <= 1e-3  # same plane, within rounding of DS text
+    return keep
+
+
+def voxel_part(vox: np.ndarray) -> tuple[tuple[slice, slice, slice], np.ndarray]:
+    """Voxels ``(n, 3)`` in i-j-k as a (region, mask) pair in the painter's (k, j, i) order."""
+    lo, hi = vox.min(axis=0), vox.max(axis=0) + 1
+    mask = np.zeros((hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0]), dtype=bool)
+    mask[vox[:, 2] - lo[2], vox[:, 1] - lo[1], vox[:, 0] - lo[0]] = True
+    return (slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0])), mask

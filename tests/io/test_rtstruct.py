@@ -298,6 +298,18 @@ def test_outside_between_and_clipped_contours_are_reported(phantom, tmp_path):
     assert (lm.volume.array[:, :, 7] == 2).any() and "Between" not in lm.empty
 
 
+def test_contours_of_a_finer_slice_spacing_keep_the_nearest_plane(phantom, tmp_path):
+    """Contours every 1/3 slice: XOR-ing all planes of a slice would punch holes."""
+    planes = [("CLOSED_PLANAR", circle(30, 30, 8 - abs(k - 9), k)) for k in (8.67, 9.0, 9.33)]
+    rtss = make_rtstruct(tmp_path / "rt.dcm", phantom, {"Lesion": planes})
+    lm = read_rtstruct(rtss, phantom)
+    one = read_rtstruct(
+        make_rtstruct(tmp_path / "one.dcm", phantom, {"Lesion": planes[1:2]}), phantom
+    )
+    assert np.array_equal(lm.volume.array, one.volume.array) and lm.volume.array[30, 30, 9]
+    assert any("2 contour(s) lie in another plane" in w for w in lm.warnings)
+
+
 def test_open_and_point_contours_mark_voxels(phantom, tmp_path):
     line = np.array([[10.0, 10.0, 6.0], [20.0, 10.0, 6.0], [20.0, 18.0, 6.0]])
     rois = {
