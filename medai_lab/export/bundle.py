@@ -10,8 +10,10 @@ A bundle is a folder that MONAI's own tools understand without MedAI Lab::
     <out>/docs/README.md           the model, its preprocessing contract and how to run it
 
 The folder is built next to ``out`` and renamed into place: it is complete or absent.
-Running the bundle needs MONAI with pytorch-ignite (its engines) and nibabel; the
-``python -m monai.bundle`` command line also needs ``fire``.
+Running the bundle needs MONAI and the packages its ``configs/metadata.json`` lists under
+``required_packages_version`` (the MONAI bundle specification's field): pytorch-ignite (its
+engines), nibabel, and scikit-image when validation's largest-component post-processing is
+part of it; the ``python -m monai.bundle`` command line also needs ``fire``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ SCHEMA = (
 # intensity mode -> (metadata input format, modality, value range the network sees)
 _INPUT_KIND = {"ct_window": ("hounsfield", "CT", [0.0, 1.0]), "zscore": ("magnitude", "MR", [])}
 _IGNITE_MIN = "0.4.11"  # monai.utils.enums.IgniteInfo.OPT_IMPORT_VERSION
+_SKIMAGE_MIN = "0.14.2"  # monai.transforms.utils: optional_import("skimage.measure", "0.14.2")
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,9 @@ def export_bundle(
     sw = int(sw_batch_size if sw_batch_size is not None else inf.get("sw_batch_size", 4))
     ov = float(overlap if overlap is not None else inf.get("overlap", 0.5))
     labels = _labels(contract)
-    meta = _metadata(contract, labels, name or out.name, version, description)
     config = _inference(contract, sw, ov, str(inf.get("mode", "constant")), inf)
+    meta = _metadata(contract, labels, name or out.name, version, description)
+    meta["required_packages_version"] = _required_packages(config)
     with atomic_dir(out) as tmp:
         try:
             result = export_model(network, contract, tmp / "models" / "model.ts", "torchscript")
@@ -170,10 +174,7 @@ def _metadata(
         # MONAI's own template drops local tags such as "+cpu"
         "pytorch_version": str(_version("torch")).split("+")[0],
         "numpy_version": _version("numpy"),
-        "required_packages_version": {
-            "nibabel": _version("nibabel"),
-            "pytorch-ignite": _version("pytorch-ignite", _IGNITE_MIN),
-        },
+        "required_packages_version": {},  # from the inference config: _required_packages
         "name": name,
         "task": f"{task} segmentation",
         "description": text,
@@ -192,6 +193,22 @@ def _metadata(
         },
         "medai_lab_contract": contract,
     }
+
+
+def _required_packages(config: dict[str, Any]) -> dict[str, str | None]:
+    """What ``configs/inference.json`` imports beyond MONAI, torch and numpy, with versions.
+
+    SupervisedEvaluator runs on pytorch-ignite, LoadImaged/SaveImaged on nibabel, and
+    KeepLargestConnectedComponentd labels components with scikit-image (on the CPU).
+    """
+    post = {t["_target_"] for t in config["postprocessing"]["transforms"]}
+    packages = {
+        "nibabel": _version("nibabel"),
+        "pytorch-ignite": _version("pytorch-ignite", _IGNITE_MIN),
+    }
+    if "KeepLargestConnectedComponentd" in post:
+        packages["scikit-image"] = _version("scikit-image", _SKIMAGE_MIN)
+    return packages
 
 
 def _c(target: str, **args: Any) -> dict[str, Any]:
@@ -235,7 +252,8 @@ def _inference(
         "network_def": "$torch.jit.load(@bundle_root + '/models/model.ts', map_location=@device)",
         "network": "$@network_def.eval()",
         "preprocessing": _c("Compose", transforms=[
-            _c("LoadImaged", keys="image", image_only=True),
+            # NIfTI only (the datalist): no probing of every reader MONAI knows
+            _c("LoadImaged", keys="image", image_only=True, reader="NibabelReader"),
             _c("EnsureChannelFirstd", keys="image"),
             # axis names from the image's own space (labels=None), as in training
             _c("Orientationd", keys="image", axcodes="RAS", labels=None),
@@ -305,6 +323,9 @@ def _readme(meta: dict[str, Any], contract: dict[str, Any], config: dict[str, An
     keep = "KeepLargestConnectedComponentd" in post
     largest = "; only the largest connected component of the labels is kept" if keep else ""
     patch = " x ".join(str(p) for p in sw["roi_size"])
+    required = meta["required_packages_version"]
+    needs = ", ".join(required)
+    pins = " ".join(f'"{k}=={v}"' if v else k for k, v in required.items())
     return f"""# {meta["name"]}
 
 {meta["description"]}
@@ -336,8 +357,10 @@ Version {meta["version"]}; MONAI {meta["monai_version"]}, PyTorch {meta["pytorch
 
 ## Run
 
-Needs `monai[fire,ignite,nibabel]`. From this folder, for every `*.nii.gz` / `*.nii` in the
-dataset folder, `<name>_seg.nii.gz` is written to the output folder:
+Needs MONAI {meta["monai_version"]} with {needs} (`configs/metadata.json`,
+`required_packages_version`) and `fire` for the command line:
+`pip install "monai=={meta["monai_version"]}" fire {pins}`. From this folder, for every
+`*.nii.gz` / `*.nii` in the dataset folder, `<name>_seg.nii.gz` is written to the output folder:
 
 ```
 python -m monai.bundle run --config_file configs/inference.json \\
