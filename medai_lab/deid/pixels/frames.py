@@ -91,7 +91,7 @@ def view(px: Pixels, frame: int) -> np.ndarray:
             arr = convert_color_space(arr, "YBR_FULL", "RGB")
         return _to8(arr, per_image=False)
     gray = _to8(arr, per_image=True)
-    return np.repeat(gray[..., None], 3, axis=2)
+    return np.broadcast_to(gray[..., None], (*gray.shape, 3))  # no copy: channel stride 0
 
 
 def _to8(arr: np.ndarray, *, per_image: bool) -> np.ndarray:

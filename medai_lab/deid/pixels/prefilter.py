@@ -29,8 +29,10 @@ def maybe_text(rgb: np.ndarray) -> bool:
 
     if max(rgb.shape[:2]) <= SMALL:
         return True  # the detector is cheap on small frames, and strokes there are too few
-    hi = rgb.max(axis=2)
-    lo = rgb.min(axis=2) if rgb.shape[2] > 1 else hi
+    if rgb.strides[2] == 0:  # a grey view (one channel broadcast to three)
+        hi = lo = rgb[..., 0]
+    else:
+        hi, lo = rgb.max(axis=2), rgb.min(axis=2)
     size = 15
     mean = ndimage.uniform_filter(hi.astype(np.float32), size)
     if _rows_of_glyphs(_isolated(hi == 255, hi > mean + STEP), 3):  # light, at the maximum
