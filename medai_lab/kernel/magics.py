@@ -1,4 +1,4 @@
-"""The ``%medai`` line magic: ``gpu``, ``runs``, ``view``, ``phi``."""
+"""The ``%medai`` line magic: ``gpu``, ``runs``, ``view``, ``phi``, ``doctor``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ USAGE = """\
 %medai gpu                       the GPU(s) this kernel may use, memory and load
 %medai runs [EXPERIMENT] [-n N]  recent MLflow runs with metrics (default 20, all experiments)
 %medai view PATH_OR_NAME         the viewer on a NIfTI file, DICOM folder or a variable
-%medai phi on|off                show or mask identifying DICOM attributes (masked by default)"""
+%medai phi on|off                show or mask identifying DICOM attributes (masked by default)
+%medai doctor                    what this machine has for MedAI Lab, and the fixes"""
 GB = 1024**3
 
 
@@ -88,7 +89,7 @@ class MedaiMagics(Magics):
 
     @line_magic
     def medai(self, line: str) -> Any:
-        """MedAI Lab: ``%medai gpu | runs [EXPERIMENT] [-n N] | view PATH | phi on|off``."""
+        """MedAI Lab: ``%medai gpu | runs [EXPERIMENT] [-n N] | view PATH | phi | doctor``."""
         try:
             words = shlex.split(line)
         except ValueError as exc:
@@ -156,3 +157,8 @@ class MedaiMagics(Magics):
             return
         state.SHOW_PHI = args == ["on"]
         print("identifying DICOM attributes " + ("shown" if state.SHOW_PHI else "masked"))
+
+    def _do_doctor(self, _args: list[str]) -> None:
+        from medai_lab.doctor import format_report, run_checks
+
+        print(format_report(run_checks()))
