@@ -53,8 +53,6 @@ def dataset_labels(nifti: Path) -> dict[int, str] | None:
 
 
 def _write(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from medai_lab import __version__
     from medai_lab.io import load_nifti
     from medai_lab.io.seg import Algorithm, write_seg
@@ -62,10 +60,7 @@ def _write(args: argparse.Namespace) -> int:
 
     src = Path(args.labels_file)
     labels = parse_labels(args.labels) or dataset_labels(src)
-    volume = load_nifti(src)
-    if labels is None:
-        values = np.unique(np.asarray(volume.array))
-        labels = {int(v): f"label_{int(v)}" for v in values if v > 0 and float(v).is_integer()}
+    volume = load_nifti(src)  # labels None: write_seg names each value present label_N
     algorithm = Algorithm(
         args.algorithm_name or "MedAI Lab",
         args.algorithm_version or ("unknown" if args.algorithm_name else __version__),

@@ -117,6 +117,69 @@ def _segment_values(
     return values, {int(v): str(name) for v, name in labels.items()}, still
 
 
+def _volume(seg: Any, **options: Any) -> Any:
+    try:
+        return seg.get_volume(allow_missing_positions=True, **options)
+    except (RuntimeError, ValueError) as err:
+        raise MedaiError(f"the SEG frames do not form a volume: {_clean(err)}") from err
+
+
+def _counts(array: np.ndarray, size: int) -> np.ndarray:
+    """Voxels per value of a non-negative integer array (bincount in slices, small memory)."""
+    counts = np.zeros(size, dtype=np.int64)
+    for plane in array:
+        counts += np.bincount(plane.ravel(), minlength=size)[:size]
+    return counts
+
+
+def _has_voxels(seg: Any, number: int) -> bool:
+    try:
+        return bool(seg.get_volume(segment_numbers=[number], rescale_fractional=False).array.any())
+    except (RuntimeError, ValueError):  # no frame at all for this segment
+        return False
+
+
+def _combine_later(
+    seg: Any, wanted: list[int], values: dict[int, int], dtype: np.dtype
+) -> tuple[np.ndarray | None, Any, set[int]]:
+    """Binary/label-map SEG, later label wins: highdicom combines (one pass over the frames)."""
+    hv = _volume(
+        seg,
+        segment_numbers=wanted,
+        combine_segments=True,
+        relabel=True,  # pixel value i = wanted[i - 1]; on overlap the highest i wins ("later")
+        skip_overlap_checks=True,
+        dtype=np.uint8 if len(wanted) < 256 else np.uint16,
+    )
+    counts = _counts(hv.array, len(wanted) + 1)
+    # A segment can vanish under later ones; only then look at it alone.
+    present = {n for i, n in enumerate(wanted, 1) if counts[i] or _has_voxels(seg, n)}
+    lut = np.array([0, *(values[n] for n in wanted)], dtype=dtype)
+    if not present:
+        return None, hv, present
+    if np.array_equal(lut, np.arange(lut.size)):
+        return hv.array.astype(dtype, copy=False), hv, present
+    return lut[hv.array], hv, present
+
+
+def _combine_masks(
+    seg: Any, wanted: list[int], values: dict[int, int], overlap: str, threshold: float
+) -> tuple[np.ndarray | None, Any, set[int]]:
+    """Any SEG, any overlap rule: one mask per segment (fractional ones thresholded)."""
+    hv = _volume(seg, segment_numbers=wanted, rescale_fractional=False)
+    cut = 1
+    if str(getattr(seg.segmentation_type, "value", seg.segmentation_type)) == "FRACTIONAL":
+        cut = max(1, int(np.ceil(threshold * float(seg.get("MaximumFractionalValue", 255)) - 1e-9)))
+    masks: list[tuple[int, np.ndarray]] = []
+    present: set[int] = set()
+    for c, n in enumerate(wanted):
+        mask = hv.array[..., c] >= cut
+        if mask.any():
+            masks.append((values[n], mask))
+            present.add(n)
+    return (resolve_overlaps(masks, overlap) if masks else None), hv, present
+
+
 def read_seg(
     path: str | os.PathLike[str],
     reference: Volume,
@@ -159,31 +222,23 @@ def read_seg(
     label_of = {n: str(seg.get_segment_description(n).segment_label) for n in values}
     wanted = sorted(values, key=lambda n: (values[n], n))  # painted in label-value order
     stype = str(getattr(seg.segmentation_type, "value", seg.segmentation_type))
-    masks: list[tuple[int, np.ndarray]] = []
-    empty: list[str] = []
+    dtype = label_dtype(max(names, default=1))
+    array = np.zeros(reference.shape, dtype=dtype)
     sources: dict[int, list[str]] = {}
-    array = np.zeros(reference.shape, dtype=label_dtype(max(names, default=1)))
+    empty: list[str] = []
     if wanted:
-        try:
-            hv = seg.get_volume(
-                segment_numbers=wanted, rescale_fractional=False, allow_missing_positions=True
-            )
-        except (RuntimeError, ValueError) as err:
-            raise MedaiError(f"the SEG frames do not form a volume: {_clean(err)}") from err
-        cut = 1
         if stype == "FRACTIONAL":
-            top = float(seg.get("MaximumFractionalValue", 255))
-            cut = max(1, int(np.ceil(threshold * top - 1e-9)))
             warnings.append(f"fractional SEG: voxels at >= {threshold:g} counted as inside")
-        for c, n in enumerate(wanted):
-            mask = hv.array[..., c] >= cut
-            if not mask.any():
+        if overlap == "later" and stype != "FRACTIONAL":
+            combined, hv, present = _combine_later(seg, wanted, values, dtype)
+        else:
+            combined, hv, present = _combine_masks(seg, wanted, values, overlap, threshold)
+        for n in wanted:
+            if n in present:
+                sources.setdefault(values[n], []).append(label_of[n])
+            else:
                 empty.append(label_of[n])
-                continue
-            masks.append((values[n], mask))
-            sources.setdefault(values[n], []).append(label_of[n])
-        if masks:
-            combined = resolve_overlaps(masks, overlap)
+        if combined is not None:
             gmap = grid_map(
                 LPS_TO_RAS @ hv.affine, hv.spatial_shape, reference.affine, what="the SEG frames"
             )

@@ -111,13 +111,23 @@ def dcmqi_meta(labels: dict[int, str]) -> dict:
 
 
 def dcmqi_write(
-    label_nifti: Path, series: Path, out: Path, meta: dict, seg_type: str = "binary"
+    label_nifti: Path | list[Path], series: Path, out: Path, meta: dict, seg_type: str = "binary"
 ) -> Path:
-    """itkimage2segimage: a label image + the source series -> SEG (the reference writer)."""
+    """itkimage2segimage: label image(s) + the source series -> SEG (the reference writer).
+
+    Segments from different label images may overlap (one ``segmentAttributes`` list each).
+    """
+    images = label_nifti if isinstance(label_nifti, list) else [label_nifti]
     meta_file = out.with_suffix(".json")
     meta_file.write_text(json.dumps(meta))
     exe = tool("itkimage2segimage", "PyPI package dcmqi")
-    cmd = [exe, "--inputImageList", str(label_nifti), "--inputDICOMDirectory", str(series)]
+    cmd = [
+        exe,
+        "--inputImageList",
+        ",".join(map(str, images)),
+        "--inputDICOMDirectory",
+        str(series),
+    ]
     cmd += ["--outputDICOM", str(out), "--inputMetadata", str(meta_file)]
     cmd += ["--segmentationType", seg_type]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)

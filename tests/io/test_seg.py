@@ -252,6 +252,32 @@ def test_ours_reads_dcmqi(series, kind, seg_type, tmp_path):
     np.testing.assert_array_equal(result.volume.array, lab)
 
 
+@pytest.mark.needs("dcmqi")
+def test_overlapping_segments_follow_the_overlap_rule(series, tmp_path):
+    """dcmqi writes segments from separate label files; they may overlap (a tumour in a liver)."""
+    folder, ref = series["oblique"]
+    liver = np.zeros(ref.shape, np.uint8)
+    liver[4:30, 4:30, 2:10] = 1
+    tumour = np.zeros(ref.shape, np.uint8)
+    tumour[10:14, 10:14, 4:6] = 1  # wholly inside the liver
+    files = [save_nifti(Volume(m, ref.affine), tmp_path / f"{n}.nii.gz")
+             for n, m in (("liver", liver), ("tumour", tumour))]  # fmt: skip
+    meta = dcmqi_meta({1: "liver"})
+    meta["segmentAttributes"] += dcmqi_meta({1: "tumour"})["segmentAttributes"]
+    seg = dcmqi_write(files, folder, tmp_path / "overlap.dcm", meta)
+    small_first = {1: "tumour", 2: "liver"}
+    later = read_seg(seg, ref, labels=small_first)  # the higher value (liver) wins
+    np.testing.assert_array_equal(later.volume.array, 2 * liver)
+    assert later.sources == {1: ["tumour"], 2: ["liver"]} and not later.empty  # hidden, not empty
+    smaller = read_seg(seg, ref, labels=small_first, overlap="smaller")
+    np.testing.assert_array_equal(smaller.volume.array, np.where(tumour == 1, 1, 2 * liver))
+    tumour_last = read_seg(seg, ref, labels={1: "liver", 2: "tumour"})
+    np.testing.assert_array_equal(tumour_last.volume.array, np.where(tumour == 1, 2, liver))
+    with pytest.raises(MedaiError) as err:
+        read_seg(seg, ref, labels=small_first, overlap="error")
+    assert "overlap" in one_line(err)
+
+
 @pytest.mark.needs("dciodvfy")
 def test_dciodvfy_finds_no_error_in_our_segs(series, tmp_path):
     folder, ref = series["oblique"]
