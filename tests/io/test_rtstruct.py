@@ -361,3 +361,28 @@ def test_input_volume_and_file_are_not_modified(phantom, tmp_path):
     read_rtstruct(rtss, phantom)
     assert np.array_equal(phantom.array, before_arr) and np.array_equal(phantom.affine, before_aff)
     assert os.stat(rtss).st_mtime_ns == stat.st_mtime_ns
+
+
+def test_chunked_fill_equals_one_pass(phantom, tmp_path, monkeypatch):
+    """Large ROIs are filled a few slices at a time; the chunking must not change voxels."""
+    from medai_lab.io import rtstruct_fill
+
+    contours = [("CLOSED_PLANAR", circle(30, 28, 9 + k % 5, k)) for k in range(2, 22)]
+    contours += [("CLOSED_PLANAR", circle(30, 28, 4, k)) for k in range(6, 12)]  # holes
+    rtss = make_rtstruct(tmp_path / "rt.dcm", phantom, {"Body": contours})
+    whole = read_rtstruct(rtss, phantom).volume.array.copy()
+    monkeypatch.setattr(rtstruct_fill, "_CHUNK_VOXELS", 1)  # one slice per chunk
+    assert np.array_equal(read_rtstruct(rtss, phantom).volume.array, whole)
+    assert whole[30, 28, 8] == 0 and whole[30, 28, 4] == 1
+
+
+def test_other_series_warns_and_missing_frame_is_not_checked(phantom, tmp_path):
+    rois = {"Liver": [("CLOSED_PLANAR", circle(20, 20, 6, 8))]}
+    rtss = make_rtstruct(tmp_path / "rt.dcm", phantom, rois, series_uid="1.2.3.4")
+    lm = read_rtstruct(rtss, phantom)
+    assert (lm.volume.array == 1).any()
+    assert any("another series" in w for w in lm.warnings)
+    bare = Volume(phantom.array, phantom.affine)  # no meta: nothing to check against
+    lm = read_rtstruct(rtss, bare)
+    assert any("frame of reference not checked" in w for w in lm.warnings)
+    assert np.array_equal(lm.volume.array, read_rtstruct(rtss, phantom).volume.array)
