@@ -1,7 +1,9 @@
 """Overlay figures of validation cases: three orthogonal planes, truth vs prediction outlines.
 
-Only numpy and matplotlib (object API, no pyplot state): safe in notebooks, headless jobs and
-MLflow artifact logging alike.
+Slices and edge letters come from :mod:`medai_lab.display`, the convention the viewer uses
+(radiological: patient right on screen left, anterior on the left in sagittal), so an overlay
+never shows a case mirrored against the viewer. Only numpy and matplotlib (object API, no
+pyplot state): safe in notebooks, headless jobs and MLflow artifact logging alike.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from medai_lab.display import PLANES, edge_letters, pixel_size, screen_slice, sliced_axis
 
 # (truth, prediction) colours per label; truth solid, prediction dashed.
 _COLOURS = [
@@ -26,9 +30,10 @@ def overlay_figure(example: Mapping[str, Any], title: str | None = None) -> Any:
     Parameters
     ----------
     example
-        ``image`` (3-D float, RAS voxel order), ``label`` and ``prediction`` (3-D int maps of the
-        same shape), optional ``spacing`` (mm, for aspect ratios), ``labels`` (value -> name),
-        ``case`` and ``dice`` (for the title) -- as in ``SegmentationModule.val_examples``.
+        ``image`` (3-D float, RAS voxel order), ``label`` and optionally ``prediction`` (3-D
+        int maps of the same shape; without it only the labels are outlined), optional
+        ``spacing`` (mm, for aspect ratios), ``labels`` (value -> name), ``case`` and ``dice``
+        (for the title) -- as in ``SegmentationModule.val_examples``.
     title
         Figure title; by default the case id and its mean Dice.
 
@@ -41,54 +46,46 @@ def overlay_figure(example: Mapping[str, Any], title: str | None = None) -> Any:
 
     image = np.asarray(example["image"], dtype=np.float32)
     truth = np.asarray(example["label"])
-    pred = np.asarray(example["prediction"])
-    if image.shape != truth.shape or image.shape != pred.shape or image.ndim != 3:
+    pred = None if example.get("prediction") is None else np.asarray(example["prediction"])
+    shapes = {truth.shape, image.shape, image.shape if pred is None else pred.shape}
+    if image.ndim != 3 or len(shapes) > 1:
         raise ValueError(
             f"image, label and prediction must be 3-D of one shape, got {image.shape}, "
-            f"{truth.shape}, {pred.shape}"
+            f"{truth.shape}, {None if pred is None else pred.shape}"
         )
-    sx, sy, sz = (float(s) for s in example.get("spacing", (1.0, 1.0, 1.0)))
+    maps = [(truth, 0, "solid")] + ([(pred, 1, "dashed")] if pred is not None else [])
+    spacing = tuple(float(s) for s in example.get("spacing", (1.0, 1.0, 1.0)))
     labels = {int(k): str(v) for k, v in (example.get("labels") or {}).items() if int(k)}
     if not labels:
-        labels = {int(v): str(int(v)) for v in np.union1d(np.unique(truth), np.unique(pred)) if v}
+        values = np.unique(np.concatenate([np.unique(m) for m, _, _ in maps]))
+        labels = {int(v): str(int(v)) for v in values if v}
     fg = np.argwhere(truth > 0)
-    if not len(fg):
+    if not len(fg) and pred is not None:
         fg = np.argwhere(pred > 0)
-    i, j, k = fg.mean(axis=0).round().astype(int) if len(fg) else np.array(image.shape) // 2
+    cursor = fg.mean(axis=0).round().astype(int) if len(fg) else np.array(image.shape) // 2
     lo, hi = np.percentile(image, [1, 99])
-    # Arrays are RAS: x to the patient's right, y anterior, z superior. Transposed so rows are
-    # y (axial) or z (coronal, sagittal); origin="lower" puts anterior/superior on top.
-    planes = [
-        ("axial", lambda a: a[:, :, k].T, sy / sx, True),
-        ("coronal", lambda a: a[:, j, :].T, sz / sx, True),
-        ("sagittal", lambda a: a[i, :, :].T, sz / sy, False),
-    ]
     fig = Figure(figsize=(12, 4.4), layout="constrained")
-    axes = fig.subplots(1, 3)
-    for ax, (name, cut, aspect, radiological) in zip(axes, planes, strict=True):
-        ax.imshow(cut(image), cmap="gray", vmin=lo, vmax=hi, origin="lower", aspect=aspect)
+    for ax, plane in zip(fig.subplots(1, 3), PLANES, strict=True):
+        index = int(cursor[sliced_axis(plane)])
+        width_mm, height_mm = pixel_size(spacing, plane)
+        shown = screen_slice(image, plane, index)  # rows top to bottom, as on screen
+        ax.imshow(shown, cmap="gray", vmin=lo, vmax=hi, aspect=height_mm / width_mm)
         for n, value in enumerate(labels):
-            c_truth, c_pred = _COLOURS[n % len(_COLOURS)]
-            for arr, colour, style in ((truth, c_truth, "solid"), (pred, c_pred, "dashed")):
-                mask = cut(arr) == value
+            for arr, which, style in maps:
+                mask = screen_slice(arr, plane, index) == value
                 if mask.any() and not mask.all():
-                    ax.contour(
-                        mask,
-                        levels=[0.5],
-                        colors=[colour],
-                        linewidths=1.2,
-                        linestyles=style,
-                        origin="lower",
-                    )
-        if radiological:
-            ax.invert_xaxis()  # patient's right on the viewer's left, as radiologists read
-        ax.set_title(name)
+                    colour = _COLOURS[n % len(_COLOURS)][which]
+                    ax.contour(mask, levels=[0.5], colors=[colour], linewidths=1.2,
+                               linestyles=style)  # fmt: skip
+        _edge_letters(ax, plane)
+        ax.set_title(plane)
         ax.set_axis_off()
     handles = []
     for n, name in enumerate(labels.values()):
         c_truth, c_pred = _COLOURS[n % len(_COLOURS)]
         handles.append(Line2D([], [], color=c_truth, label=f"{name} truth"))
-        handles.append(Line2D([], [], color=c_pred, ls="--", label=f"{name} prediction"))
+        if pred is not None:
+            handles.append(Line2D([], [], color=c_pred, ls="--", label=f"{name} prediction"))
     fig.legend(
         handles=handles, loc="outside lower center", ncol=max(1, len(handles)), frameon=False
     )
@@ -99,3 +96,13 @@ def overlay_figure(example: Mapping[str, Any], title: str | None = None) -> Any:
             title += f"  mean Dice {float(dice):.3f}"
     fig.suptitle(title)
     return fig
+
+
+def _edge_letters(ax: Any, plane: str) -> None:
+    """R/L, A/P, S/I at the panel's edges, as the viewer prints them."""
+    left, right, top, bottom = edge_letters(plane)
+    style = {"transform": ax.transAxes, "color": "yellow", "fontsize": 9, "fontweight": "bold"}
+    ax.text(0.01, 0.5, left, ha="left", va="center", **style)
+    ax.text(0.99, 0.5, right, ha="right", va="center", **style)
+    ax.text(0.5, 0.99, top, ha="center", va="top", **style)
+    ax.text(0.5, 0.01, bottom, ha="center", va="bottom", **style)
