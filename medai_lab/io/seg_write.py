@@ -111,8 +111,8 @@ def _present_values(arr: np.ndarray) -> list[int]:
             "the label map holds non-integer values (probabilities need fractional=True "
             "and an x-y-z-segment array)"
         )
-    lo, hi = arr.min(), arr.max()
-    if lo < 0:
+    hi = arr.max()
+    if arr.dtype.kind != "u" and arr.min() < 0:
         raise MedaiError("the label map holds negative values")
     if hi > np.iinfo(np.uint16).max:
         raise MedaiError(f"label value {int(hi)} is too large (at most 65535)")

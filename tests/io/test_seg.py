@@ -69,6 +69,25 @@ def test_round_trip_is_identical(series, kind, tmp_path):
     assert not list(tmp_path.glob(".*partial*"))  # no temporary file left behind
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_sparse_segs_one_slice_gaps_and_edges(series, kind, tmp_path):
+    """SEGs hold only the frames with labels: one slice, gaps between slices, the last voxel."""
+    folder, ref = series[kind]
+    cases = {
+        "one slice": [(np.s_[3:9, 4:8, 5], 1)],
+        "gap": [(np.s_[3:9, 4:8, 0:2], 1), (np.s_[10:20, 10:20, 9:11], 2)],
+        "corner voxel": [(np.s_[-1, -1, -1], 1)],
+    }
+    files = sorted(folder.iterdir())  # the reference as a file list this time
+    for name, parts in cases.items():
+        lab = np.zeros(ref.shape, np.uint8)
+        for where, value in parts:
+            lab[where] = value
+        out = write_seg(lab, files, tmp_path / f"{name}.dcm", labels={1: "liver", 2: "spleen"})
+        got = read_seg(out, ref, labels={1: "liver", 2: "spleen"}).volume.array
+        np.testing.assert_array_equal(got, lab, err_msg=name)
+
+
 def test_prediction_in_another_axis_order_lands_on_the_same_voxels(series, tmp_path):
     """A prediction saved in another axis order (RAS, or anything) describes the same voxels."""
     import nibabel.orientations as ornt
