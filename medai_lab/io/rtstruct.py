@@ -254,7 +254,7 @@ def _rasterise(items: list, name: str, grid: Volume, tol_mm: float) -> _Roi:
         roi.warnings.append(f"ROI {name!r}: open contours mark the voxels they pass, not filled")
     for count, what in (
         (outside, "lie outside the image and were skipped"),
-        (between, f"lie between slices (> {tol_mm:.3g} mm from one) and were skipped"),
+        (between, f"lie between or across slices (> {tol_mm:.3g} mm off one) and were skipped"),
         (clipped, "reach past the image edge and were clipped to it"),
         (few, "have fewer than 3 points and were skipped"),
         (stacked, "lie in another plane of an already contoured slice and were skipped"),

@@ -289,7 +289,7 @@ def test_outside_between_and_clipped_contours_are_reported(phantom, tmp_path):
     assert lm.empty == ["Beyond", "Between", "NoContours"]
     joined = "\n".join(lm.warnings)
     assert "'Beyond': 1 contour(s) lie outside" in joined
-    assert "'Between': 1 contour(s) lie between slices" in joined
+    assert "'Between': 1 contour(s) lie between or across slices" in joined
     assert "'Edge': 1 contour(s) reach past the image edge" in joined
     edge = lm.volume.array == 3
     assert edge[0, 30, 10] and edge.sum() > 0
