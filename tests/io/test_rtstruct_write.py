@@ -65,6 +65,8 @@ def grid(tmp_path) -> Volume:
     return load_series(tmp_path / "ct")
 
 
+@pytest.mark.needs("plastimatch")
+@pytest.mark.needs("dciodvfy")
 def test_phantom_round_trip_is_exact_in_ours_and_plastimatch(grid, tmp_path, plastimatch, dciodvfy):
     lab = tricky_labels(grid.shape)
     names = {1: "liver", 2: "Ring", 3: "Checker", 4: "Dot"}
@@ -83,6 +85,7 @@ def test_phantom_round_trip_is_exact_in_ours_and_plastimatch(grid, tmp_path, pla
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
 
 
+@pytest.mark.needs("dciodvfy")
 def test_real_ct_label_map_round_trip(shared_data, tmp_path, dciodvfy):
     src = shared_data / "ct_series_basel"
     write_dicom_series(load_series(src / "dicom"), tmp_path / "ct", uid_seed="basel-write")
