@@ -202,7 +202,8 @@ def deidentify_tree(
 def _process(
     src: str, tmp: str, files: Sequence[str], init: tuple, workers: int, progress: bool
 ) -> list[_Result]:
-    batches = [list(enumerate(files))[i : i + _BATCH] for i in range(0, len(files), _BATCH)]
+    numbered = list(enumerate(files))
+    batches = [numbered[i : i + _BATCH] for i in range(0, len(numbered), _BATCH)]
     results: list[_Result] = []
     bar = _bar(len(files), progress)
     try:
@@ -234,9 +235,9 @@ def _bar(total: int, progress: bool) -> Any:
     """A progress bar (counts only, no names); tqdm is imported only when one is shown."""
     if not progress:
         return _NoBar()
-    from tqdm.auto import tqdm
+    from medai_lab.progress import progress_bar
 
-    return tqdm(total=total, unit="file", desc="de-identify")
+    return progress_bar(total=total, unit="file", desc="de-identify")
 
 
 def _finish(
