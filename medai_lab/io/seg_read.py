@@ -124,11 +124,16 @@ def _volume(seg: Any, **options: Any) -> Any:
         raise MedaiError(f"the SEG frames do not form a volume: {_clean(err)}") from err
 
 
-def _counts(array: np.ndarray, size: int) -> np.ndarray:
-    """Voxels per value of a non-negative integer array (bincount in slices, small memory)."""
+def value_counts(array: np.ndarray, size: int) -> np.ndarray:
+    """Voxels per value ``0..size-1`` of a non-negative integer array.
+
+    One plane at a time along the array's slowest memory axis: each plane is contiguous and
+    fits in cache (3x faster than big chunks, and no full-size int64 copy).
+    """
     counts = np.zeros(size, dtype=np.int64)
-    for plane in array:
-        counts += np.bincount(plane.ravel(), minlength=size)[:size]
+    axis = int(np.argmax([abs(st) for st in array.strides])) if array.ndim else 0
+    for plane in np.moveaxis(array, axis, 0):
+        counts += np.bincount(plane.ravel(order="K"), minlength=size)[:size]
     return counts
 
 
@@ -151,7 +156,7 @@ def _combine_later(
         skip_overlap_checks=True,
         dtype=np.uint8 if len(wanted) < 256 else np.uint16,
     )
-    counts = _counts(hv.array, len(wanted) + 1)
+    counts = value_counts(hv.array, len(wanted) + 1)
     # A segment can vanish under later ones; only then look at it alone.
     present = {n for i, n in enumerate(wanted, 1) if counts[i] or _has_voxels(seg, n)}
     lut = np.array([0, *(values[n] for n in wanted)], dtype=dtype)

@@ -19,6 +19,7 @@ from medai_lab.atomic import atomic_path
 from medai_lab.errors import MedaiError
 from medai_lab.io.geometry import stack_geometry
 from medai_lab.io.seg_grid import grid_map, onto_grid, same_grid
+from medai_lab.io.seg_read import value_counts
 from medai_lab.io.structures import Code, match_structure
 from medai_lab.io.volume import Volume
 
@@ -116,12 +117,7 @@ def _present_values(arr: np.ndarray) -> list[int]:
         raise MedaiError("the label map holds negative values")
     if hi > np.iinfo(np.uint16).max:
         raise MedaiError(f"label value {int(hi)} is too large (at most 65535)")
-    counts = np.zeros(int(hi) + 1, dtype=np.int64)
-    # In memory order (a view for C- or F-ordered arrays), a few million voxels at a time.
-    flat = arr.ravel(order="K")
-    step = 1 << 22
-    for start in range(0, flat.size, step):
-        counts += np.bincount(flat[start : start + step], minlength=counts.size)
+    counts = value_counts(arr if arr.dtype.kind in "iu" else arr.astype(np.uint16), int(hi) + 1)
     return [int(v) for v in np.nonzero(counts)[0] if v > 0]
 
 

@@ -89,7 +89,7 @@ def test_sparse_segs_one_slice_gaps_and_edges(series, kind, tmp_path):
 
 
 def test_prediction_in_another_axis_order_lands_on_the_same_voxels(series, tmp_path):
-    """A prediction saved in another axis order (RAS, or anything) describes the same voxels."""
+    """A prediction in another axis order (RAS, or anything), even as floats: same voxels."""
     import nibabel.orientations as ornt
 
     for kind, codes in (("axial", ("R", "A", "S")), ("oblique", ("I", "L", "A"))):
@@ -97,7 +97,7 @@ def test_prediction_in_another_axis_order_lands_on_the_same_voxels(series, tmp_p
         lab = phantom_labels(ref.shape)
         turn = ornt.ornt_transform(ornt.io_orientation(ref.affine), ornt.axcodes2ornt(codes))
         moved = Volume(
-            ornt.apply_orientation(lab, turn),
+            ornt.apply_orientation(lab, turn).astype(np.float32),  # as get_fdata() gives it
             ref.affine @ ornt.inv_ornt_aff(turn, lab.shape),
         )
         assert moved.orientation == "".join(codes) != ref.orientation
@@ -233,6 +233,12 @@ def test_write_refuses_a_prediction_off_the_grid(series, tmp_path):
     with pytest.raises(MedaiError) as err:
         write_seg(lab, folder, tmp_path / "c.dcm", labels={1: "liver"})
     assert "no name" in one_line(err)
+    with pytest.raises(MedaiError) as err:
+        write_seg(lab * 0.5, folder, tmp_path / "d.dcm", labels=LABELS)  # probabilities
+    assert "non-integer" in one_line(err)
+    with pytest.raises(MedaiError) as err:
+        write_seg(np.zeros(ref.shape, np.int16), folder, tmp_path / "e.dcm", labels=LABELS)
+    assert "no labelled voxel" in one_line(err)
     assert not list(tmp_path.iterdir())  # nothing written, not even a partial file
 
 
