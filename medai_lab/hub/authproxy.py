@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -211,6 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ready-timeout", type=float, default=300.0)
     parser.add_argument("--no-run-user", action="store_true", help="do not rewrite runs/create")
     parser.add_argument("--strip-prefix", action="store_true", help="upstream serves at /")
+    parser.add_argument(
+        "--stop-timeout", type=float, default=5.0, help="seconds the upstream gets to stop"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- upstream command")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -223,47 +228,89 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
     upstream = f"http://127.0.0.1:{args.upstream_port}"
     proc = subprocess.Popen(command, start_new_session=True)
-
-    stopping: list[int] = []
-
-    def stop(*_: Any, code: int = 0) -> None:
-        """Stop the upstream's whole process group, then exit (``code``; 0 on a signal)."""
-        if not stopping:
-            stopping.append(code)
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-        sys.exit(stopping[0])
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     ready = asyncio.Event()
+    stop_requested = asyncio.Event()
+    signalled: list[int] = []
+    loop = ioloop.IOLoop.current()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        # Only note it here: the loop winds down, then the upstream is stopped outside any
+        # handler (a handler that blocks while the hub sends its next signal exits half-way).
+        signalled.append(signum)
+        loop.add_callback_from_signal(stop_requested.set)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         httpclient.AsyncHTTPClient.configure(None, max_clients=64)
         app = make_app(upstream, prefix, not args.no_run_user, args.strip_prefix, ready.is_set)
         # Listen at once: the hub waits only briefly for a managed service (anonymous requests
         # get 401 while the upstream starts, authenticated ones 503 + Retry-After).
         app.listen(service_url.port or 80, address=service_url.hostname or "127.0.0.1")
-        ioloop.IOLoop.current().run_sync(
-            lambda: supervise(proc, upstream + args.ready_path, args.ready_timeout, ready),
+        loop.run_sync(
+            lambda: supervise(
+                proc, upstream + args.ready_path, args.ready_timeout, ready, stop_requested
+            ),
         )
     finally:
-        stop(code=1)  # the upstream exited or never became ready (signals exit 0 above)
-    return 1
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the hub may signal again: we are ending
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop_upstream(proc, args.stop_timeout)
+    return 0 if signalled else 1  # 1: the upstream exited or never became ready
+
+
+def _group(pgid: int) -> set[int]:
+    """Live processes of process group ``pgid`` (from /proc)."""
+    out = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                out.add(int(entry.name))
+    return out
+
+
+def stop_upstream(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM the upstream's process group; SIGKILL what is left after ``timeout`` s.
+
+    A launcher such as ``mlflow server`` spends seconds tearing its interpreter down after its
+    server child has exited; once only the launcher is left, it gets one more second.
+    """
+    if proc.poll() is not None and not _group(proc.pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    end = time.monotonic() + timeout
+    alone_since: float | None = None
+    while time.monotonic() < end and proc.poll() is None:
+        if _group(proc.pid) <= {proc.pid}:
+            alone_since = alone_since or time.monotonic()
+            if time.monotonic() - alone_since > 1.0:
+                break
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 async def supervise(
-    proc: subprocess.Popen[bytes], ready_url: str, timeout: float, ready: asyncio.Event
+    proc: subprocess.Popen[bytes],
+    ready_url: str,
+    timeout: float,
+    ready: asyncio.Event,
+    stop_requested: asyncio.Event | None = None,
 ) -> None:
-    """Mark ``ready`` once the upstream answers; return (to exit) when the upstream exits."""
+    """Mark ``ready`` once the upstream answers; return (to exit) when the upstream exits or a
+    stop is requested."""
     from tornado import httpclient
 
+    stop_requested = stop_requested or asyncio.Event()
     client = httpclient.AsyncHTTPClient()
     end = time.monotonic() + timeout
-    while proc.poll() is None:
+    while proc.poll() is None and not stop_requested.is_set():
         if not ready.is_set():
             try:
                 resp = await client.fetch(ready_url, raise_error=False, request_timeout=5)
@@ -275,8 +322,10 @@ async def supervise(
             if not ready.is_set() and time.monotonic() > end:
                 print(f"authproxy: upstream not ready after {timeout:.0f} s", file=sys.stderr)
                 return
-        await asyncio.sleep(2.0 if ready.is_set() else 0.5)
-    print(f"authproxy: upstream exited ({proc.returncode})", file=sys.stderr)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop_requested.wait(), 2.0 if ready.is_set() else 0.5)
+    if not stop_requested.is_set():
+        print(f"authproxy: upstream exited ({proc.returncode})", file=sys.stderr)
 
 
 if __name__ == "__main__":

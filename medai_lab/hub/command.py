@@ -1,7 +1,8 @@
 """``medai-lab hub``: a JupyterHub for one server (workshops, small labs).
 
-Writes ``DATA/medai_hub.json`` + ``DATA/jupyterhub_config.py`` and replaces itself with
-``jupyterhub -f DATA/jupyterhub_config.py`` (so signals reach JupyterHub directly).
+Writes ``DATA/medai_hub.json`` + ``DATA/jupyterhub_config.py``, checks that the servers' account
+(``--run-as``) can run a server, and replaces itself with ``python -m medai_lab.hub.app -f
+DATA/jupyterhub_config.py`` (JupyterHub with a clean shutdown; signals reach it directly).
 """
 
 from __future__ import annotations
@@ -60,8 +61,19 @@ def add_parser(sub: Any) -> None:
         help="shared: users need no Unix account, all servers run as one account (workshops); "
         "system: each hub user is a Unix user (use with --authenticator pam)",
     )
-    p.add_argument("--run-as", default="", metavar="ACCOUNT", help="servers' account (root hub)")
-    p.add_argument("--allow-root", action="store_true", help="servers may run as root (CI only)")
+    p.add_argument(
+        "--run-as",
+        default="",
+        metavar="ACCOUNT",
+        help="hub started as root: run every server as this unprivileged account (checked at "
+        "start-up: it must be able to run this environment's Python and reach --data)",
+    )
+    p.add_argument(
+        "--allow-root",
+        action="store_true",
+        help="hub started as root, no --run-as: servers run as root too, so every hub user is "
+        "root on this machine (a throw-away container or VM whose users you trust with root)",
+    )
     p.add_argument("--postgres", default="", metavar="URL", help="MLflow store on PostgreSQL")
     p.add_argument("--artifacts", default="", metavar="DIR", help="MLflow artifacts (shared disk)")
     p.add_argument("--no-mlflow", action="store_true", help="no MLflow service")
@@ -125,10 +137,15 @@ def _check(settings: Any) -> list[str]:
     root_shared = os.geteuid() == 0 and settings.isolation == "shared"
     if root_shared and not settings.run_as and not settings.allow_root:
         raise MedaiError(
-            "running as root: give --run-as ACCOUNT (an unprivileged account for the "
-            "servers), or run the hub as an ordinary user"
+            "running as root: give --run-as ACCOUNT (an unprivileged account for the servers; "
+            "`useradd --system --no-create-home --shell /usr/sbin/nologin medai` makes one), "
+            "run the hub as an ordinary user, or --allow-root if every hub user may be root here"
         )
     warnings = []
+    if settings.run_as and settings.isolation == "shared":
+        _check_account(settings)
+    elif root_shared:
+        warnings.append("--allow-root: servers run as root, every hub user is root on this machine")
     if settings.ip not in ("127.0.0.1", "localhost", "::1"):
         warnings.append(f"listening on {settings.ip} over plain HTTP: put TLS in front")
         if settings.open_signup:
@@ -138,6 +155,21 @@ def _check(settings: Any) -> list[str]:
     if not settings.inventory:
         warnings.append("no GPUs in the pool: every server gets the CPU profile")
     return warnings
+
+
+def _check_account(settings: Any) -> None:
+    """Refuse to start when the ``--run-as`` account cannot run a server (one line per fix)."""
+    from medai_lab.hub.config import server_cmd
+    from medai_lab.hub.preflight import account_problems, hub_needs
+
+    custom = server_cmd(settings) if settings.server_cmd else ()
+    problems = account_problems(settings.run_as, hub_needs(settings.data, custom))
+    if problems:
+        lines = "".join(f"\n  - {p.message}" for p in problems)
+        raise MedaiError(
+            f"the servers' account {settings.run_as!r} cannot run a server; change this "
+            f"and start again:{lines}"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     for line in _check(settings):
         print(f"medai-lab hub: warning: {line}", file=sys.stderr)
     config = write_config(settings)
-    command = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
+    command = [sys.executable, "-m", "medai_lab.hub.app", "-f", str(config)]
     print(f"GPU pool: {describe([_dev(d) for d in settings.inventory])}")
     print(f"hub: {settings.public_url}  (config {config})")
     if settings.mlflow:

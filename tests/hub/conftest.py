@@ -8,6 +8,7 @@ In CI (``CI=true``) a missing component fails; elsewhere the test is skipped wit
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -46,7 +47,13 @@ def make_hub(tmp_path: Path, hub_components: None) -> Iterator[Callable[..., Hub
     """Start hubs with test defaults (override any HubSettings field); all stopped at the end."""
     hubs: list[Hub] = []
 
-    def make(gpus: str = "none", *, after_crash_of: Hub | None = None, **overrides: Any) -> Hub:
+    def make(
+        gpus: str = "none",
+        *,
+        after_crash_of: Hub | None = None,
+        config_lines: tuple[str, ...] = (),
+        **overrides: Any,
+    ) -> Hub:
         if after_crash_of is not None:  # the same hub (settings, data, ports) started again
             hub = Hub(after_crash_of.settings)
             hub.seen_pids |= after_crash_of.crash()
@@ -68,7 +75,7 @@ def make_hub(tmp_path: Path, hub_components: None) -> Iterator[Callable[..., Hub
             "start_timeout": 90,
         }
         fields.update(overrides)
-        hub = Hub(HubSettings(**fields))
+        hub = Hub(HubSettings(**fields), config_lines)
         hubs.append(hub)
         return hub.start()
 
@@ -84,6 +91,41 @@ def _pg(args: list[str], user: str | None, **kw: Any) -> subprocess.CompletedPro
     if user:
         cmd = ["runuser", "-u", user, "--", *cmd]
     return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120, **kw)
+
+
+@pytest.fixture
+def second_account() -> Iterator[str]:
+    """A real, unprivileged Unix account for the servers (created with useradd, removed after).
+
+    Needs root (as in CI): the hub switches servers to this account.
+    """
+    if os.geteuid() != 0:
+        missing_component("root (to create a second Unix account with useradd)")
+    for tool in ("useradd", "userdel"):
+        if not shutil.which(tool):
+            missing_component(f"{tool} (Debian package passwd)")
+    name = f"medai-t{secrets.token_hex(3)}"
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], check=False, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def reachable_base() -> Iterator[Path]:
+    """A fresh folder every account may enter (pytest's own temporary root is mode 0700)."""
+    base = Path(tempfile.mkdtemp(prefix="medai-hub-"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

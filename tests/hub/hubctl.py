@@ -1,6 +1,7 @@
 """Start a real JupyterHub (``medai-lab hub`` config) on loopback for a test, drive it, stop it.
 
-The hub runs in its own session from the generated ``jupyterhub_config.py`` with a test-admin
+The hub runs as ``medai-lab hub`` runs it (``python -m medai_lab.hub.app``), in its own session,
+from the generated ``jupyterhub_config.py`` with a test-admin
 service token appended (the same way an instructor adds lines to that file). Stopping sends
 SIGTERM (JupyterHub then stops servers, services and the proxy), waits, and kills whatever is
 left of every process it started, by pid.
@@ -85,8 +86,9 @@ class Hub:
         Hub settings; ``data_dir`` should be a fresh temporary folder.
     """
 
-    def __init__(self, settings: HubSettings) -> None:
+    def __init__(self, settings: HubSettings, config_lines: tuple[str, ...] = ()) -> None:
         self.settings = settings
+        self.config_lines = config_lines
         self.token = secrets.token_hex(24)
         self.proc: subprocess.Popen[bytes] | None = None
         self.seen_pids: set[int] = set()
@@ -115,9 +117,10 @@ class Hub:
                 f"c.JupyterHub.services.append({service!r})\n"
                 f"c.JupyterHub.load_roles.append({role!r})\n"
             )
+            fh.writelines(f"{line}\n" for line in self.config_lines)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+            [sys.executable, "-m", "medai_lab.hub.app", "-f", str(config)],
             cwd=s.data,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -208,6 +211,15 @@ class Hub:
         self.proc.wait(10)
         self.proc = None
         return {pid for pid in left if _alive(pid)}
+
+    def terminate(self, timeout: float = 120.0) -> tuple[float, int]:
+        """SIGTERM the hub alone (as an init system stops it); (seconds until it exited, code)."""
+        assert self.proc is not None
+        self.seen_pids |= descendants(self.proc.pid)  # checked (and killed) by stop()
+        start = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        return time.monotonic() - start, code
 
     def stop(self, timeout: float = 45.0) -> list[int]:
         """Stop the hub and everything it started; returns pids that had to be killed."""

@@ -24,7 +24,7 @@ def test_print_config_writes_settings(tmp_path, capsys, hub_components):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "GPU pool: 3 unit(s): 0#0, 0#1, MIG-abc" in out and "u:***@" in out
-    assert "jupyterhub -f" in out and "pw@" not in out
+    assert "medai_lab.hub.app -f" in out and "pw@" not in out
     settings = HubSettings.load(data / "medai_hub.json")
     assert settings.admins == ["tutor", "ta"]
     assert settings.policy["group_quotas"] == {"students": 1}
