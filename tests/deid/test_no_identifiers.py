@@ -64,6 +64,12 @@ def leaks(text: str, names: set[str]) -> list[str]:
     return found + [n for n in names if n.upper() in upper]
 
 
+@pytest.fixture(autouse=True)
+def _bars_drawn(monkeypatch: pytest.MonkeyPatch) -> None:
+    # progress bars are drawn where they are seen; here they must be, to be searched too
+    monkeypatch.setenv("MEDAI_PROGRESS", "1")
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     code = main(["deid", *args])
     captured = capsys.readouterr()
