@@ -170,6 +170,102 @@ def pacs_notebook() -> nbformat.NotebookNode:
     return new_notebook(cells=cells, metadata=_metadata())
 
 
+def labels_notebook() -> nbformat.NotebookNode:
+    md, code = new_markdown_cell, new_code_cell
+    cells = [
+        md(
+            "# Labels in, results out\n\nHospitals already have labels: the RT structure sets "
+            "(RTSTRUCT) drawn for every radiotherapy plan, and DICOM SEG. Here a workshop PACS "
+            "holds lung CT studies with their RTSTRUCTs (named the way hospitals name them: "
+            "`Lung_L`, `Lung_R`, `Nodule_1`). We pull them **de-identified**, turn them into a "
+            "training cohort, train the lung template briefly, then segment a study from the PACS "
+            "and send the result **back as a DICOM SEG** that the viewer overlays."
+        ),
+        params(
+            'out = "medai-labels"  # PACS storage, cohort, runs\n'
+            'preset = "smoke"  # smoke (seconds), cpu (minutes), gpu\ncases = 3\nseed = 0'
+        ),
+        md("## 1. A workshop PACS with CT studies and their RT structure sets"),
+        code(
+            "import shutil\nfrom pathlib import Path\n\n"
+            "from medai_lab.datasets.phantom import write_phantom_dataset\n"
+            "from medai_lab.io import load_nifti\n"
+            "from medai_lab.io.rtstruct_write import write_rtstruct\n"
+            "from medai_lab.pacs.dicomweb import DicomWebClient\n"
+            "from medai_lab.pacs.server import OrthancServer\n"
+            "from medai_lab.pacs.upload import upload\n\n"
+            "work = Path(out)\nshutil.rmtree(work, ignore_errors=True)\n"
+            "src = write_phantom_dataset(work / 'source', 'lung', cases, fmt='dicom', seed=seed,\n"
+            "                            progress=False)\n"
+            "for series in sorted((src / 'imagesTr').iterdir()):\n"
+            "    truth = load_nifti(src / 'labelsTr' / f'{series.name}.nii.gz')\n"
+            "    rt = truth.array.copy()\n"
+            "    half = truth.shape[0] // 2  # array x runs to the patient's left here\n"
+            "    rt[half:][rt[half:] == 1] = 3\n"
+            "    truth.array = rt\n"
+            "    write_rtstruct(truth, series, series / 'rtss.dcm',\n"
+            "                   names={1: 'Lung_R', 3: 'Lung_L', 2: 'Nodule_1'})\n"
+            "pacs = OrthancServer(work / 'orthanc').start()\n"
+            "client = DicomWebClient(pacs.dicomweb_url)\n"
+            "sent, _ = upload(client, src / 'imagesTr')\n"
+            "print('PACS at', pacs.dicomweb_url, '| sent', sent.sent, 'instances')"
+        ),
+        md(
+            "## 2. Pull, de-identified, and build the cohort\nThe pull de-identifies on the "
+            "way in (PS3.15, with the Clean Descriptors Option so that ROI names survive, "
+            "cleaned). `medai-lab info` lists the RTSTRUCTs and the series they label; "
+            "`build_cohort` (CLI: `medai-lab cohort DIR OUT --task lung`) maps ROI names to the "
+            "task's labels through the synonym table and writes an MSD-layout dataset."
+        ),
+        code(
+            "from medai_lab.datasets.cohort import build_cohort\n"
+            "from medai_lab.deid import Deidentifier\n"
+            "from medai_lab.deid.keys import load_or_create_key\n"
+            "from medai_lab.io import discover_series\n"
+            "from medai_lab.pacs import QueryFilter, pull\n"
+            "from medai_lab.tasks import compose\n\n"
+            "deid = Deidentifier(load_or_create_key(work / 'deid.key'), ['clean-descriptors'])\n"
+            "pull(client, QueryFilter(), work / 'pulled', deidentifier=deid, progress=False)\n"
+            "print(discover_series(work / 'pulled').describe())\n"
+            "labels = compose('lung', preset)['task']['labels']\n"
+            "cohort = build_cohort(work / 'pulled', work / 'cohort', task='lung', labels=labels,\n"
+            "                      modality='CT', progress=False)\n"
+            "print(cohort.describe())"
+        ),
+        md("## 3. Train the lung template on the cohort"),
+        code(
+            "from medai_lab.tasks.runner import template\n\n"
+            "train, _ = template('lung')\n"
+            "result = train(preset, str(work / 'cohort'), [], out_dir=str(work / 'runs'))\n"
+            "model = result.extra['exports']['torchscript']\n"
+            "print('model:', model)"
+        ),
+        md(
+            "## 4. Segment a study from the PACS, result back as DICOM SEG\nPull the study, "
+            "predict on its own grid, write a SEG (highdicom; one segment per label with SNOMED "
+            "CT codes and the model's identification) and store it with STOW-RS. CLI: "
+            "`medai-lab predict MODEL --study UID --url URL --out DIR --store`."
+        ),
+        code(
+            "from medai_lab.inference.roundtrip import segment_study\n\n"
+            "study_uid = client.query(QueryFilter(), 'STUDY')[0]['StudyInstanceUID']\n"
+            "report = segment_study(client, study_uid, model, work / 'roundtrip', store=True,\n"
+            "                       progress=False)\n"
+            "print(report.describe())\n"
+            "segs = client.query(QueryFilter(study_uid=study_uid, modality='SEG'), 'SERIES')\n"
+            "print('SEG series in the PACS for this study:', len(segs))"
+        ),
+        md("## 5. The viewer overlays the SEG on its study"),
+        code(
+            "from medai_lab.widgets import view\n\n"
+            "view(work / 'roundtrip' / 'dicom', labels=report.seg, preset='lung')"
+        ),
+        md("## 6. Stop the workshop PACS"),
+        code("pacs.stop()"),
+    ]
+    return new_notebook(cells=cells, metadata=_metadata())
+
+
 def _metadata() -> dict:
     return {
         "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
@@ -179,7 +275,8 @@ def _metadata() -> dict:
 
 
 NOTEBOOKS = {**{f"{t}.ipynb": (lambda t=t: task_notebook(t)) for t in TASKS},
-             "pacs_deid.ipynb": pacs_notebook}  # fmt: skip
+             "pacs_deid.ipynb": pacs_notebook,
+             "labels_pacs.ipynb": labels_notebook}  # fmt: skip
 
 
 def render(name: str) -> str:

@@ -88,3 +88,22 @@ def test_hackathon_notebook_creates_submits_and_scores(
     joined = "\n".join(texts)
     assert "queued for validation" in joined
     assert (tmp_path / "hack").is_dir()
+
+
+def test_labels_notebook_rtstruct_to_cohort_to_seg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medai_lab.pacs.server import find_dicomweb_plugin, find_orthanc
+
+    if find_orthanc() is None or find_dicomweb_plugin() is None:
+        why = "Orthanc with its DICOMweb plugin (Debian orthanc, orthanc-dicomweb)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"missing component: {why}")
+        pytest.skip(f"missing component: {why}")
+    texts = run("labels_pacs.ipynb", tmp_path, monkeypatch, out=str(tmp_path / "labels"))
+    joined = "\n".join(texts)
+    assert "RTSTRUCT: 3 ROI(s)" in joined and "3 label object(s)" in joined
+    assert "3 labelled case(s)" in joined
+    assert "stored in the PACS" in joined
+    assert "SEG series in the PACS for this study: 1" in joined
+    assert "Viewer object" in joined or "Viewer(" in joined
