@@ -84,8 +84,16 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--server-cmd", default="", help="single-user command (default: singleuser)")
     p.add_argument("--default-url", default="/lab")
     p.add_argument("--log-level", default="INFO")
-    p.add_argument("--print-config", action="store_true", help="write the config, do not start")
-    p.add_argument("--export-usage", metavar="CSV", help="write GPU-hours per user and exit")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="write the config and run the start-up checks (--run-as), do not start",
+    )
+    p.add_argument(
+        "--export-usage",
+        metavar="CSV",
+        help="write sessions, server-hours and GPU-hours per user and exit",
+    )
     p.set_defaults(func=run)
 
 
