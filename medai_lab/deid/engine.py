@@ -328,12 +328,13 @@ class _FileContext:
         temporal = _TEMPORAL[profile.date_mode]
         methods = [f"MedAI Lab {__version__}", *profile.describe()]
         burned: dict[int, Elem] = {}
-        if self.deid.pixels != "off":  # what the OCR finds is redacted, or the file is not written
+        # Pixel Data is OCR-checked next: what is found is redacted or the file is not
+        # written. (Float pixel data is not checked: no claim is made for it.)
+        if self.deid.pixels != "off" and PIXEL_DATA in self.top:
             clean = self.deid._clean_pixels
             items.append(_code_item(clean["code"], clean["meaning"]))
             methods.append(clean["method"][self.deid.pixels])
-            if BURNED_IN in self.top or PIXEL_DATA in self.top:
-                burned[BURNED_IN] = _el(BURNED_IN, "CS", b"NO")
+            burned[BURNED_IN] = _el(BURNED_IN, "CS", b"NO")
         method = b"\\".join(m.encode() for m in methods)
         adds = [
             _el(SOP_CLASS, "UI", sop_class),

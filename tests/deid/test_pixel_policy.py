@@ -169,3 +169,17 @@ def test_missing_engine_is_one_line_before_any_work(tree: Path, tmp_path: Path) 
     assert not out.exists() and not (tmp_path / "k").exists(), "nothing was done"
     off = subprocess.run([*cmd, "--pixels", "off", "--quiet", "--key-file", str(tmp_path / "k")])
     assert off.returncode == 0
+
+
+def test_objects_without_pixel_data_are_not_claimed_clean(ocr: None, tmp_path: Path) -> None:
+    ds = pydicom.dcmread(io.BytesIO(slice_bytes(seed=7, burned_in="YES")))
+    del ds.PixelData
+    src = tmp_path / "in"
+    src.mkdir()
+    ds.save_as(src / "header_only.dcm", enforce_file_format=True)
+    report = deidentify_tree(src, tmp_path / "out", key=KEY, progress=False)
+    (row,) = report.rows
+    assert row["status"] == "deidentified" and row["pixels"] == "skipped", row
+    out = read(tmp_path / "out", row)
+    assert CLEAN_PIXEL_CODE not in codes(out), "no pixels were checked: no claim"
+    assert out.BurnedInAnnotation == "YES", "nothing checked, nothing changed"
