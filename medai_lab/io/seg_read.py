@@ -18,7 +18,13 @@ import numpy as np
 
 from medai_lab.errors import MedaiError
 from medai_lab.io.geometry import LPS_TO_RAS
-from medai_lab.io.labelmap import LabelMap, assign_labels, label_dtype, resolve_overlaps
+from medai_lab.io.labelmap import (
+    OVERLAP_RULES,
+    LabelMap,
+    assign_labels,
+    label_dtype,
+    resolve_overlaps,
+)
 from medai_lab.io.seg_grid import grid_map, onto_grid
 from medai_lab.io.structures import structures
 from medai_lab.io.volume import Volume
@@ -220,6 +226,8 @@ def read_seg(
     """
     if not 0.0 < threshold <= 1.0:
         raise MedaiError(f"threshold must be in (0, 1], not {threshold}")
+    if overlap not in OVERLAP_RULES:
+        raise MedaiError(f"overlap rule must be one of {', '.join(OVERLAP_RULES)}, not {overlap!r}")
     seg = _open(path)
     warnings: list[str] = []
     _check_reference(seg, reference, warnings)

@@ -92,6 +92,8 @@ def _on_reference_grid(label_map: Volume | np.ndarray, ref: _Reference) -> np.nd
                 f"the label map ({'x'.join(map(str, arr.shape))}) does not cover the reference "
                 f"series' grid ({'x'.join(map(str, ref.shape))}) voxel for voxel"
             )
+        if gmap.axes == (0, 1, 2) and gmap.signs == (1, 1, 1):
+            return arr  # already in the reference's voxel order: no copy
         arr, _ = onto_grid(arr, gmap, ref.shape)
         return arr
     arr = np.asarray(label_map)

@@ -278,6 +278,23 @@ def test_ours_reads_dcmqi(series, kind, seg_type, tmp_path):
 
 
 @pytest.mark.needs("dcmqi")
+def test_segments_matched_by_code_when_their_label_says_nothing(series, tmp_path):
+    folder, ref = series["axial"]
+    lab = phantom_labels(ref.shape)
+    nifti = save_nifti(Volume(lab, ref.affine), tmp_path / "labels.nii.gz")
+    meta = dcmqi_meta(LABELS)
+    for n, item in enumerate(meta["segmentAttributes"][0], start=1):
+        item["SegmentLabel"] = f"Segment_{n}"  # what many tools write; the codes still say it
+    seg = dcmqi_write(nifti, folder, tmp_path / "coded.dcm", meta)
+    result = read_seg(seg, ref, labels={1: "liver", 2: "spleen", 3: "tumour"})
+    np.testing.assert_array_equal(result.volume.array, lab)
+    assert result.sources == {1: ["Segment_1"], 2: ["Segment_2"], 3: ["Segment_3"]}
+    with pytest.raises(MedaiError) as err:
+        read_seg(seg, ref, overlap="biggest")
+    one_line(err)
+
+
+@pytest.mark.needs("dcmqi")
 def test_overlapping_segments_follow_the_overlap_rule(series, tmp_path):
     """dcmqi writes segments from separate label files; they may overlap (a tumour in a liver)."""
     folder, ref = series["oblique"]
