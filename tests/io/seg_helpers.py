@@ -7,12 +7,14 @@ whole-voxel offset, on purpose independent of medai_lab.io.seg_grid (the code un
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from testsupport import missing_component
 
 from medai_lab.io import load_series, write_dicom_series
@@ -20,6 +22,16 @@ from medai_lab.io.structures import match_structure
 from medai_lab.io.volume import Volume
 
 SHAPE = (40, 36, 12)  # 40*36 pixels a frame: whole bytes when bit-packed
+LABELS = {1: "liver", 2: "spleen", 3: "tumour"}
+KINDS = ["axial", "reversed", "oblique"]
+UID_LIKE = re.compile(r"\d+\.\d+\.\d+\.\d+")
+
+
+def one_line(err: pytest.ExceptionInfo) -> str:
+    """The error's text, checked to be one line without anything that looks like a UID."""
+    text = str(err.value)
+    assert "\n" not in text and not UID_LIKE.search(text), text
+    return text
 
 
 def tool(name: str, package: str) -> str:
