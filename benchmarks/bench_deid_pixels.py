@@ -38,6 +38,33 @@ SHARED = Path(os.environ.get("MEDAI_SHARED_DATA", ROOT.parent / "shared" / "data
 BUDGET_MS = 80.0
 
 
+def bench_recipes(names: list[str], count: int, seed: int = 1) -> list[tuple[str, str, str]]:
+    """``count`` corpus recipes drawn at random (seeded): about 70 % with text, 30 % text-free."""
+    import corpus
+    import numpy as np
+    from pydicom import uid
+
+    rng = np.random.default_rng(seed)
+    syntaxes = (
+        uid.ExplicitVRLittleEndian,
+        uid.ExplicitVRLittleEndian,
+        uid.RLELossless,
+        uid.JPEG2000Lossless,
+        uid.JPEGLSLossless,
+        uid.ImplicitVRLittleEndian,
+    )
+    out = []
+    for _ in range(count):
+        bg = str(rng.choice(names))
+        syntax = str(rng.choice(syntaxes))
+        if rng.random() < 0.3:
+            variant = str(rng.choice(corpus.TEXT_FREE))
+        else:
+            variant = str(rng.choice(["text"] * 6 + ["mono1", "subset"]))
+        out.append((bg, syntax, variant))
+    return out
+
+
 def score(items, run) -> dict:
     """Run ``run(item) -> (action, regions, layouts)`` over the corpus; recall and false rate."""
     import corpus
@@ -148,14 +175,17 @@ def ct_series(work: Path, slices: int, compressed: bool) -> list[str]:
 
 def time_series(files: list[str], workers: int) -> tuple[float, float, float]:
     """(wall s, CPU s summed over workers, share of the machine other processes used)."""
-    from _quiet import cpu_mark, others_share
+    from _quiet import cpu_mark
 
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_warm, range(workers)))
-        mark = cpu_mark()
+        busy0, own0, _ = cpu_mark()
         t0 = time.perf_counter()
         cpu = sum(pool.map(_check_file, files, chunksize=8))
-        return time.perf_counter() - t0, cpu, others_share(mark)
+        wall = time.perf_counter() - t0
+        busy1, own1, _ = cpu_mark()
+    others = max(0.0, busy1 - busy0 - cpu - (own1 - own0)) / ((os.cpu_count() or 1) * wall)
+    return wall, cpu, others
 
 
 def main() -> int:
@@ -175,7 +205,7 @@ def main() -> int:
         return 1
     work = Path(args.workdir).resolve() / "pixels"
     names = sorted(corpus.backgrounds(SHARED))
-    items = corpus.build(work / "corpus", corpus.bench_recipes(names, args.images), SHARED, seed=1)
+    items = corpus.build(work / "corpus", bench_recipes(names, args.images), SHARED, seed=1)
     _warm(0)
     ocr._tesseract()
     rows = [

@@ -33,7 +33,7 @@ def maybe_text(rgb: np.ndarray) -> bool:
         hi = lo = rgb[..., 0]
     else:
         hi, lo = rgb.max(axis=2), rgb.min(axis=2)
-    size = 15
+    size = 31  # wide enough that a bold stroke does not raise its own local mean
     mean = ndimage.uniform_filter(hi.astype(np.float32), size)
     if _rows_of_glyphs(_isolated(hi == 255, hi > mean + STEP), 3):  # light, at the maximum
         return True
