@@ -65,12 +65,18 @@ def _key(path: Path) -> tuple[Any, ...]:
 
 
 def initial_state(scene: Scene) -> dict[str, Any]:
-    """The first frame: initial trait values, as the notebook widget would set them."""
-    preset, window = scene.auto_window()
+    """The first frame: initial trait values, as the notebook widget would set them.
+
+    The preset is the viewer's "auto" choice (:func:`medai_lab.widgets.autowindow.choose_window`);
+    ``preset_auto`` says so, so that a user's own default preset may take its place.
+    """
+    from medai_lab.widgets.autowindow import choose_window
+
+    preset, window = choose_window(scene)
     has_labels = scene.labels is not None
     return {
         "type": "state", "meta": scene.meta(), "window": [float(window[0]), float(window[1])],
-        "preset": preset, "cursor": scene.start_cursor(),
+        "preset": preset, "preset_auto": True, "cursor": scene.start_cursor(),
         "overlay_mode": "labels" if has_labels else "none",
     }  # fmt: skip
 

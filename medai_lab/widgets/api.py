@@ -62,8 +62,9 @@ def view(
         MetaTensor, SimpleITK image, or a path to a NIfTI file / DICOM folder. Overlays must lie
         on the image's grid (any orientation).
     preset
-        "auto" (soft tissue for CT, percentiles otherwise), "lung", "mediastinum", "liver",
-        "bone".
+        "auto" (for CT the lung or abdominal window, from the body part or the image's
+        histogram; percentiles otherwise: :mod:`medai_lab.widgets.autowindow`), "lung",
+        "mediastinum", "liver", "bone".
     label_names
         ``{value: name}`` or a labels.json / dataset.json path (default: one beside ``labels``).
     backend

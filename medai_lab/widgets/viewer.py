@@ -11,6 +11,7 @@ import anywidget
 import traitlets as t
 
 from medai_lab.widgets import transport
+from medai_lab.widgets.autowindow import choose_window
 from medai_lab.widgets.labels import window_presets
 from medai_lab.widgets.render import colour_lut as colour_lut_table
 from medai_lab.widgets.scene import Scene
@@ -56,7 +57,7 @@ class Viewer(anywidget.AnyWidget):
     def _show(self, scene: Scene, kwargs: dict[str, Any]) -> None:
         preset, window = (kwargs.get("preset") or self.preset), None
         if preset == "auto":
-            preset, window = scene.auto_window()
+            preset, window = choose_window(scene)
         elif preset in window_presets():
             window = window_presets()[preset]
         elif preset != "custom":
@@ -82,7 +83,7 @@ class Viewer(anywidget.AnyWidget):
         if change["new"] in presets:
             self.window = list(presets[change["new"]])
         elif change["new"] == "auto" and hasattr(self, "scene"):
-            self.window = list(self.scene.auto_window()[1])
+            self.window = list(choose_window(self.scene)[1])
 
     def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list[Any]) -> None:
         if isinstance(content, dict) and content.get("type") == "ready":

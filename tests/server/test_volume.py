@@ -101,3 +101,21 @@ async def test_unreadable_files(raw_fetch, jp_root_dir: Path, name, content, cod
 
 async def test_missing_path_argument(raw_fetch) -> None:
     assert (await raw_fetch("volume")).code == 400
+
+
+async def test_the_window_is_chosen_from_the_image(jp_fetch, jp_root_dir: Path, ct_in_root) -> None:
+    """A chest opens on the lung window, the real upper-abdomen CT on soft tissue."""
+    from medai_lab.datasets.phantom import make_phantom
+    from medai_lab.io import save_nifti
+    from medai_lab.widgets.labels import window_presets
+
+    chest, _ = make_phantom("lung", seed=3)
+    save_nifti(chest, jp_root_dir / "chest.nii.gz")
+    states = {}
+    for path in ("chest.nii.gz", "ct"):
+        answer = await jp_fetch("medai-lab", "api", "volume", params={"path": path})
+        states[path] = next(read_frames(answer.body))[0]
+    assert states["chest.nii.gz"]["preset"] == "lung"
+    assert states["chest.nii.gz"]["window"] == list(window_presets()["lung"])
+    assert states["ct"]["preset"] == "liver"
+    assert all(s["preset_auto"] is True for s in states.values())  # a user default may win
