@@ -136,6 +136,28 @@ def test_segment_codes_and_algorithm_identification(series, tmp_path):
     assert ds.FrameOfReferenceUID == ref.meta["frame_of_reference_uid"]
 
 
+def test_de_identified_source_is_carried_as_it_is(tmp_path):
+    """Pseudonyms, the de-identification markers and trial IDs of the source, nothing else."""
+    folder, ref = make_series(tmp_path / "ct", "axial", seed="deid")
+    marks = {
+        "PatientName": "PSEUDO^0001",
+        "PatientID": "P-0001",
+        "PatientIdentityRemoved": "YES",
+        "DeidentificationMethod": "PS3.15 basic profile",
+        "ClinicalTrialSubjectID": "S01",
+    }
+    for f in folder.iterdir():
+        ds = pydicom.dcmread(f)
+        for kw, value in marks.items():
+            setattr(ds, kw, value)
+        ds.save_as(f)
+    out = write_seg(phantom_labels(ref.shape), folder, tmp_path / "seg.dcm", labels=LABELS)
+    seg = pydicom.dcmread(out, stop_before_pixels=True)
+    assert {kw: str(seg.get(kw)) for kw in marks} == marks
+    src = pydicom.dcmread(next(folder.iterdir()), stop_before_pixels=True)
+    assert (seg.StudyInstanceUID, seg.StudyDate) == (src.StudyInstanceUID, src.StudyDate)
+
+
 def test_seg_references_reads_the_header(series, tmp_path):
     folder, ref = series["reversed"]
     out = write_seg(phantom_labels(ref.shape), folder, tmp_path / "seg.dcm", labels=LABELS)
