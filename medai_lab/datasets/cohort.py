@@ -151,16 +151,15 @@ def _write_cases(
     include_unlabelled: bool,
     progress: bool,
 ) -> list[dict[str, str]]:
-    from tqdm.auto import tqdm
-
     from medai_lab.io.label_objects import merge_label_maps, read_labels
     from medai_lab.io.loader import load_series
     from medai_lab.io.nifti import save_nifti
     from medai_lab.io.volume import Volume
+    from medai_lab.progress import progress_bar
 
     rows: list[dict[str, str]] = []
     written = 0
-    bar = tqdm(total=len(found.series), desc="cohort", unit="series", disable=not progress)
+    bar = progress_bar(total=len(found.series), desc="cohort", unit="series", enabled=progress)
     for index, series in enumerate(found.series):
         objects = found.labels_for(index)
         split = "training" if objects else "test"

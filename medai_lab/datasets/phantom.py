@@ -268,10 +268,9 @@ def write_phantom_dataset(
     Path
         ``out_dir``.
     """
-    from tqdm import tqdm
-
     from medai_lab.io.dicom_write import write_dicom_series
     from medai_lab.io.nifti import save_nifti
+    from medai_lab.progress import progress_bar
 
     task, seed = _check_task(task), _check_seed(seed)
     shape, spacing = _check_grid(shape, spacing)
@@ -284,8 +283,8 @@ def write_phantom_dataset(
         raise MedaiError(f"output folder is not empty: {out}")
     with atomic_dir(out) as tmp:
         training = []
-        for i in tqdm(
-            range(int(cases)), desc=f"{task} phantoms", unit="case", disable=not progress
+        for i in progress_bar(
+            range(int(cases)), desc=f"{task} phantoms", unit="case", enabled=progress
         ):
             cid = f"{task}_{i:03d}"
             image, label = make_phantom(task, seed + i, shape, spacing)

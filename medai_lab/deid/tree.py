@@ -235,9 +235,9 @@ def _bar(total: int, progress: bool) -> Any:
     """A progress bar (counts only, no names); tqdm is imported only when one is shown."""
     if not progress:
         return _NoBar()
-    from tqdm.auto import tqdm
+    from medai_lab.progress import progress_bar
 
-    return tqdm(total=total, unit="file", desc="de-identify")
+    return progress_bar(total=total, unit="file", desc="de-identify")
 
 
 def _finish(

@@ -129,7 +129,8 @@ def evaluate_dirs(
         folder holds no NIfTI files. Predictions without a reference are ignored with a warning.
     """
     import pandas as pd
-    from tqdm.auto import tqdm
+
+    from medai_lab.progress import progress_bar
 
     truths, preds = _nifti_cases(truth_dir, "reference"), _nifti_cases(pred_dir, "prediction")
     missing = sorted(set(truths) - set(preds))
@@ -148,7 +149,7 @@ def evaluate_dirs(
     label_map = normalize_labels(labels, names)
     jobs = [(c, preds[c], truths[c], label_map, nsd_tolerance, names) for c in sorted(truths)]
     rows: list[dict[str, Any]] = []
-    with tqdm(total=len(jobs), desc="evaluate", unit="case", disable=not progress) as bar:
+    with progress_bar(total=len(jobs), desc="evaluate", unit="case", enabled=progress) as bar:
         for case_rows in _run(jobs, workers):
             rows.extend(case_rows)
             bar.update(1)

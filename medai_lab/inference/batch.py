@@ -46,9 +46,8 @@ def predict_folder(
     Outputs keep the input file names; an existing output is skipped unless ``overwrite``.
     A failing image is recorded in the report and does not stop the others.
     """
-    from tqdm.auto import tqdm
-
     from medai_lab.io import save_nifti
+    from medai_lab.progress import progress_bar
 
     predictor = model if isinstance(model, Predictor) else Predictor.load(model)
     src = Path(images)
@@ -63,7 +62,7 @@ def predict_folder(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = PredictReport()
-    for path in tqdm(files, desc="predict", unit="image", disable=not progress):
+    for path in progress_bar(files, desc="predict", unit="image", enabled=progress):
         target = out / path.name
         if target.exists() and not overwrite:
             continue

@@ -71,7 +71,7 @@ def pull(
     its missing instances. PacsError when nothing matches or a series arrives incomplete.
     ``on_progress(done, total)`` is called per received instance (e.g. a notebook widget).
     """
-    from tqdm.auto import tqdm
+    from medai_lab.progress import progress_bar
 
     store = RetrievalStore(out_dir, deidentifier)
     series = select_series(client, flt)
@@ -99,7 +99,7 @@ def pull(
     total = sum(len(missing) for *_, missing in plans)
     lock = threading.Lock()
     done = [0]
-    with tqdm(total=total, desc="pull", unit="inst", disable=not progress) as bar:
+    with progress_bar(total=total, desc="pull", unit="inst", enabled=progress) as bar:
         for study_uid, series_uid, sops, missing in plans:
             put = store.sink_for(series_uid)
 

@@ -19,13 +19,18 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medai_lab.tasks.config import ConfigError, compose
-from medai_lab.tasks.runtime import TrainingError, oom_as_error, runtime_trainer
+from medai_lab.tasks.runtime import (
+    TrainingError,
+    lightning_output,
+    oom_as_error,
+    runtime_trainer,
+)  # fmt: skip
 
 __all__ = [
     "TrainResult", "TrainingError", "dataset", "export_run", "runtime_trainer", "template", "train",
@@ -170,7 +175,7 @@ def train(
     datamodule = SegmentationDataModule(
         cfg, data_dir, cache_dir=run_dir / "cache", progress=progress
     )
-    with _quiet_lightning(progress):
+    with lightning_output(progress, cbs) as bar:
         trainer = pl.Trainer(
             **runtime,
             max_epochs=int(tcfg["max_epochs"]),
@@ -182,7 +187,7 @@ def train(
             log_every_n_steps=int(tcfg["log_every_n_steps"]),
             callbacks=cbs,
             logger=logger if logger is not None else False,
-            enable_progress_bar=progress,
+            enable_progress_bar=bar,
             enable_model_summary=progress,
             default_root_dir=str(run_dir),
             # Our EpochSampler shards by rank itself and keeps (seed, epoch) ordering.
@@ -355,23 +360,6 @@ def _user_cache() -> Path:
     if os.environ.get("MEDAI_LAB_CACHE"):
         return Path(os.environ["MEDAI_LAB_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "medai-lab"
-
-
-@contextlib.contextmanager
-def _quiet_lightning(progress: bool) -> Iterator[None]:
-    """Without progress output, silence Lightning's info lines (GPU available, ...) too."""
-    import logging
-
-    loggers = [logging.getLogger(n) for n in ("pytorch_lightning", "lightning.pytorch")]
-    old = [lg.level for lg in loggers]
-    if not progress:
-        for lg in loggers:
-            lg.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, old, strict=True):
-            lg.setLevel(level)
 
 
 def template(task: str) -> tuple[Callable[..., TrainResult], Callable[..., int]]:

@@ -2,7 +2,8 @@
 
 CUDA or not decides precision (bf16/fp16 AMP only on CUDA) and the cudnn autotuner; torchrun or
 SLURM variables decide DDP processes per node and node count; CUDA out-of-memory becomes one
-actionable line. Torch is imported only when the caller does not say whether CUDA is there.
+actionable line; what Lightning prints fits where it is shown. Torch is imported only when the
+caller does not say whether CUDA is there.
 """
 
 from __future__ import annotations
@@ -99,3 +100,48 @@ def _launcher_layout(env: Mapping[str, str]) -> tuple[int | None, int | None]:
         per_node = int(re.match(r"\d+", per_node_raw).group()) if per_node_raw else None
         return (per_node or max(1, int(env["SLURM_NTASKS"]) // n)), n
     return None, None
+
+
+@contextlib.contextmanager
+def lightning_output(progress: bool, callbacks: list[Any]) -> Iterator[bool]:
+    """Around a fit: yields whether Lightning should draw its progress bar.
+
+    Its bar (on stdout) is drawn where it is seen as one line (a terminal, a notebook); in a
+    log one line per epoch is printed instead (a callback appended to ``callbacks``). Without
+    ``progress`` Lightning's information lines (GPU available, ...) are silenced too. Known
+    repeated third-party notices are dropped (:func:`medai_lab.progress.quiet_third_party`).
+    """
+    import logging
+    import sys
+
+    from medai_lab.progress import interactive, quiet_third_party
+
+    bar = progress and interactive(sys.stdout)
+    if progress and not bar:
+        callbacks.append(_epoch_lines())
+    loggers = [logging.getLogger(n) for n in ("pytorch_lightning", "lightning.pytorch")]
+    old = [lg.level for lg in loggers]
+    if not progress:
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+    try:
+        with quiet_third_party():
+            yield bar
+    finally:
+        for lg, level in zip(loggers, old, strict=True):
+            lg.setLevel(level)
+
+
+def _epoch_lines() -> Any:
+    """A Lightning callback that prints one line per epoch with its epoch-level metrics."""
+    import pytorch_lightning as pl
+
+    class EpochLines(pl.Callback):
+        def on_train_epoch_end(self, trainer: Any, module: Any) -> None:
+            if not trainer.is_global_zero:
+                return
+            metrics = {k: v for k, v in trainer.callback_metrics.items() if "_step" not in k}
+            shown = "  ".join(f"{k} {float(v):.4g}" for k, v in sorted(metrics.items()))
+            print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {shown}", flush=True)
+
+    return EpochLines()
