@@ -102,24 +102,36 @@ def _by_code(seg: Any, number: int) -> str | None:
 def _segment_values(
     seg: Any, labels: Mapping[int, str] | None, synonyms: Mapping[str, str] | None
 ) -> tuple[dict[int, int], dict[int, str], list[str]]:
-    """Segment number -> label value, label value -> name, unmapped segment labels."""
+    """Segment number -> label value, label value -> name, unmapped segment labels.
+
+    Segments that share a label (three "Lesion" segments, common in SEGs of findings) fill
+    the same label value.
+    """
     numbers = sorted(int(n) for n in seg.segment_numbers)
     names = {n: str(seg.get_segment_description(n).segment_label) for n in numbers}
-    mapping, unmapped = assign_labels([names[n] for n in numbers], labels, synonyms)
-    values = {n: mapping[names[n]] for n in numbers if names[n] in mapping}
-    if labels is None:
-        return values, {v: names[n] for n, v in values.items()}, []
-    still: list[str] = []
+
+    def key(name: str) -> str:
+        return name.strip().casefold()
+
+    first: dict[str, str] = {}
     for n in numbers:
-        if names[n] not in unmapped:
-            continue
+        first.setdefault(key(names[n]), names[n])
+    mapping, unmapped = assign_labels(list(first.values()), labels, synonyms)
+    by_key = {key(name): value for name, value in mapping.items()}
+    values = {n: by_key[key(names[n])] for n in numbers if key(names[n]) in by_key}
+    if labels is None:
+        return values, {v: name for name, v in mapping.items()}, []
+    still: list[str] = []
+    for name in unmapped:
         # A label the vocabulary does not know ("Segment_1") may still carry a known code.
-        coded = _by_code(seg, n)
-        found = assign_labels([coded], labels, synonyms)[0] if coded else {}
-        if coded in found:
-            values[n] = found[coded]
-        else:
-            still.append(names[n])
+        hits = [n for n in numbers if key(names[n]) == key(name)]
+        for n in hits:
+            coded = _by_code(seg, n)
+            found = assign_labels([coded], labels, synonyms)[0] if coded else {}
+            if coded in found:
+                values[n] = found[coded]
+            elif names[n] not in still:
+                still.append(names[n])
     return values, {int(v): str(name) for v, name in labels.items()}, still
 
 

@@ -105,6 +105,15 @@ def test_labels_by_name_synonym_and_default_numbering(series, tmp_path):
     plain = read_seg(out, ref)  # no task labels: segment labels, numbered in segment order
     assert plain.labels == {1: "hepar", 2: "lien", 3: "GTV"}
     np.testing.assert_array_equal(plain.volume.array, lab)
+    # Several segments with one label (lesions) fill one label value.
+    same = write_seg(lab, folder, tmp_path / "s.dcm", labels={1: "Lesion", 2: "liver", 3: "lesion"})
+    assert seg_references(same)["segment_labels"] == ["Lesion", "liver", "lesion"]
+    task = read_seg(same, ref, labels={1: "liver", 2: "tumour"})
+    assert task.sources == {1: ["liver"], 2: ["Lesion", "lesion"]}
+    np.testing.assert_array_equal(task.volume.array, np.array([0, 2, 1, 2], np.uint8)[lab])
+    plain = read_seg(same, ref)
+    assert plain.labels == {1: "Lesion", 2: "liver"}
+    np.testing.assert_array_equal(plain.volume.array, np.array([0, 1, 2, 1], np.uint8)[lab])
 
 
 def test_segment_codes_and_algorithm_identification(series, tmp_path):
