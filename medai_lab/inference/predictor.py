@@ -165,11 +165,13 @@ class Predictor:
     def _transforms(self) -> Any:
         if self._pre is None:
             from medai_lab.datasets.transforms import preprocess_transforms
+            from medai_lab.progress import quiet_third_party
 
             task = {
                 k: self.contract.get(k) for k in ("spacing", "intensity", "foreground_threshold")
             }
-            self._pre = preprocess_transforms({"task": task}, keys=("image",))
+            with quiet_third_party():  # MONAI's LoadImage probes every reader it knows
+                self._pre = preprocess_transforms({"task": task}, keys=("image",))
         return self._pre
 
 
