@@ -88,7 +88,7 @@ const viewerPlugin: JupyterFrontEndPlugin<void> = {
       icon: viewerIcon
     });
 
-    // Read-only documents: the viewer's (empty) model must never be saved over an image.
+    // The viewer's (empty) model must never be saved over an image: Save is disabled for it.
     const contents = app.serviceManager.contents;
     const drive = contents instanceof ContentsManager ? contents.defaultDrive : null;
     const providers = drive?.contentProviderRegistry;
@@ -98,6 +98,13 @@ const viewerPlugin: JupyterFrontEndPlugin<void> = {
     docRegistry.addModelFactory(new VolumeModelFactory());
 
     const settings = settingsFor(registry);
+    const labelSources = {
+      contents: app.serviceManager.contents,
+      selected: (): string[] => {
+        const browser = browsers?.tracker.currentWidget ?? defaultBrowser;
+        return browser ? [...browser.selectedItems()].filter(i => i.type === 'file').map(i => i.path) : [];
+      }
+    };
 
     const factory = new ViewerFactory(
       {
@@ -109,7 +116,8 @@ const viewerPlugin: JupyterFrontEndPlugin<void> = {
         readOnly: true,
         contentProviderId: providers ? CONTENT_PROVIDER : undefined
       },
-      settings
+      settings,
+      labelSources
     );
     docRegistry.addWidgetFactory(factory);
 
@@ -154,7 +162,7 @@ const viewerPlugin: JupyterFrontEndPlugin<void> = {
             docManager.openOrReveal(path, FACTORY);
             continue;
           }
-          const widget = createViewerWidget(path, settings);
+          const widget = createViewerWidget(path, settings, labelSources);
           shell.add(widget, 'main');
           shell.activateById(widget.id);
         }

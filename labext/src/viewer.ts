@@ -11,6 +11,7 @@ import type { AnyModel } from '../../medai_lab/widgets/js/src/types';
 
 import { describeError, errorMessage, request } from './api';
 import { viewerIcon } from './icons';
+import { ILabelSources, addLabelsButton } from './labels';
 import { Settings } from './settings';
 import { FrameParser, StreamModel } from './stream';
 
@@ -42,7 +43,7 @@ export type ViewerState = 'connecting' | 'loading' | 'done' | 'error';
  */
 export class ViewerPanel extends Widget {
   readonly path: string;
-  readonly model: StreamModel;
+  private _model: StreamModel;
   private host: HTMLDivElement;
   private message: HTMLDivElement;
   private abort = new AbortController();
@@ -52,25 +53,76 @@ export class ViewerPanel extends Widget {
   constructor(options: { path: string; labels?: string; settings: Settings }) {
     super();
     this.path = options.path;
-    this.labels = options.labels;
+    this._labels = options.labels ?? '';
     this.settings = options.settings;
-    this.model = new StreamModel();
+    this._model = this.newModel();
     this.addClass('medai-ViewerPanel');
     this.node.setAttribute('data-medai-viewer-path', this.path);
+    this.node.setAttribute('data-medai-viewer-labels', this._labels);
     this.message = document.createElement('div');
     this.message.className = 'medai-ViewerPanel-message';
     this.host = document.createElement('div');
     this.host.className = 'medai-ViewerPanel-host';
     this.node.append(this.message, this.host);
     this.setState('connecting', `Loading ${this.path || '/'} \u2026`);
-    this.model.on('change:status', (s: any) => {
+  }
+
+  private _labels: string;
+  private settings: Settings;
+  /** Traits the user set in the view shown before a reload (kept on the same grid). */
+  private carried: Record<string, unknown> = {};
+
+  /** The model the viewer renders from (a new one when labels are added). */
+  get model(): StreamModel {
+    return this._model;
+  }
+
+  /** The label map shown over the image (path from the server root; '' for none). */
+  get labels(): string {
+    return this._labels;
+  }
+
+  /** Show `path` (a label map) over the image: the volume is streamed again with it. */
+  setLabels(path: string): void {
+    if (this.isDisposed || path === this._labels) return;
+    this._labels = path;
+    this.node.setAttribute('data-medai-viewer-labels', path);
+    this.carried = {};
+    for (const k of ['preset', 'window', 'cursor', 'pane_layout', 'convention']) {
+      const v = this._model.get(k);
+      if (v !== undefined) this.carried[k] = v;
+    }
+    this.stop();
+    this._model = this.newModel();
+    this.host.replaceChildren();
+    this.setState('connecting', `Loading ${this.path || '/'} with ${path} \u2026`);
+    void this.load();
+  }
+
+  private newModel(): StreamModel {
+    const model = new StreamModel();
+    model.on('change:status', (s: any) => {
+      if (model !== this._model) return;
       if (s && s.error) this.setState('error');
       else if (s && s.loading === false && s.level >= 0) this.setState('done');
     });
+    return model;
   }
 
-  private labels: string | undefined;
-  private settings: Settings;
+  /** Abort the stream and tear the rendered view down. */
+  private stop(): void {
+    this.abort.abort();
+    this.abort = new AbortController();
+    if (this.cleanup) {
+      try {
+        this.cleanup();
+      } catch (err) {
+        console.warn('[medai-lab] viewer cleanup failed', err);
+      }
+      this.cleanup = null;
+    }
+    this._model.off();
+  }
 
   get state(): ViewerState {
     return (this.node.getAttribute('data-medai-viewer-state') as ViewerState) || 'connecting';
@@ -98,17 +150,19 @@ export class ViewerPanel extends Widget {
 
   private async load(): Promise<void> {
     const query: Record<string, string> = { path: this.path };
-    if (this.labels) query.labels = this.labels;
+    if (this._labels) query.labels = this._labels;
     const render = loadViewer();
+    const signal = this.abort.signal;
+    const model = this._model;
     let response: Response;
     try {
-      response = await request('volume', { signal: this.abort.signal }, query);
+      response = await request('volume', { signal }, query);
     } catch (err) {
-      if (!this.abort.signal.aborted) this.fail(`could not reach the server: ${describeError(err)}`);
+      if (!signal.aborted) this.fail(`could not reach the server: ${describeError(err)}`);
       return;
     }
     if (!response.ok) {
-      this.fail(`${this.path}: ${await errorMessage(response)}`);
+      if (!signal.aborted) this.fail(`${this._labels ? `${this.path} + ${this._labels}` : this.path}: ${await errorMessage(response)}`);
       return;
     }
     if (!response.body) {
@@ -134,49 +188,47 @@ export class ViewerPanel extends Widget {
             if (!frame.message || frame.message.type !== 'state') {
               throw new Error(`stream does not start with a state frame (got ${JSON.stringify(frame.message?.type)})`);
             }
+            if (signal.aborted) return;
             this.applyState(frame.message);
             this.setState('loading');
-            const dispose = renderFn({ model: this.model as AnyModel, el: this.host });
+            const dispose = renderFn({ model: model as AnyModel, el: this.host });
             this.cleanup = typeof dispose === 'function' ? dispose : null;
             rendered = true;
           } else {
-            this.model.emitCustom(frame.message, [frame.payload]);
+            model.emitCustom(frame.message, [frame.payload]);
           }
         }
       }
       if (!rendered) throw new Error('the server closed the stream before sending the volume');
       if (parser.pending) throw new Error(`stream ended inside a frame (${parser.pending} bytes left)`);
     } catch (err) {
-      if (!this.abort.signal.aborted) this.fail(`${this.path}: ${describeError(err)}`);
+      if (!signal.aborted) this.fail(`${this.path}: ${describeError(err)}`);
       return;
     }
   }
 
-  /** Initial traits from the first frame; the user's default preset wins over "auto". */
+  /**
+   * Initial traits from the first frame. The user's default preset wins over the server's
+   * automatic choice (`preset_auto`: chosen from the image); after "Add labels" the view keeps
+   * the window, cursor and layout the user had.
+   */
   private applyState(state: Record<string, unknown>): void {
+    const model = this._model;
     for (const [k, v] of Object.entries(state)) {
-      if (k !== 'type') this.model.set(k, v);
+      if (k !== 'type' && k !== 'preset_auto') model.set(k, v);
     }
     const preset = this.settings.defaultPreset;
     const sent = String(state.preset ?? 'auto');
-    if (preset && preset !== 'auto' && sent === 'auto') {
-      this.model.set('preset', preset);
-      this.model.set('window', null); // the viewer derives the window from the preset
+    if (preset && preset !== 'auto' && (sent === 'auto' || state.preset_auto === true)) {
+      model.set('preset', preset);
+      model.set('window', null); // the viewer derives the window from the preset
     }
+    for (const [k, v] of Object.entries(this.carried)) model.set(k, v);
   }
 
   dispose(): void {
     if (this.isDisposed) return;
-    this.abort.abort();
-    if (this.cleanup) {
-      try {
-        this.cleanup();
-      } catch (err) {
-        console.warn('[medai-lab] viewer cleanup failed', err);
-      }
-      this.cleanup = null;
-    }
-    this.model.off();
+    this.stop();
     super.dispose();
   }
 }
@@ -209,8 +261,9 @@ export class VolumeModelFactory implements DocumentRegistry.IModelFactory<Docume
 }
 
 /**
- * A content provider for the viewer's documents: metadata from the server, marked read-only,
- * and saving refused, so Ctrl+S in a viewer can never overwrite the image with the empty model.
+ * A content provider for the viewer's documents: metadata from the server with `writable:
+ * false` (JupyterLab then disables Save) and saving refused, so Ctrl+S in a viewer can never
+ * overwrite the image with the viewer's empty model. It says nothing about the file itself.
  */
 export function readOnlyProvider(drive: Contents.IDrive): IContentProvider {
   return {
@@ -219,15 +272,29 @@ export function readOnlyProvider(drive: Contents.IDrive): IContentProvider {
       return { ...model, writable: false };
     },
     save: async () => {
-      throw new Error('the MedAI Viewer is read-only');
+      throw new Error('the MedAI Viewer does not save: it never changes the image');
     }
   };
+}
+
+/**
+ * JupyterLab labels a document whose contents model is not writable "<type> is read-only".
+ * The viewer's contents model says `writable: false` only so that Save stays disabled (the
+ * viewer edits nothing and must never save its empty model over the image); the file itself
+ * may well be writable, so that badge would claim something untrue. It is taken out once
+ * JupyterLab has added it (on context ready, before this runs).
+ */
+function dropReadOnlyBadge(widget: DocumentWidget<ViewerPanel>): void {
+  const names = [...widget.toolbar.names()];
+  const at = names.indexOf('read-only-indicator');
+  if (at >= 0) [...widget.toolbar.children()][at]?.dispose();
 }
 
 export class ViewerFactory extends ABCWidgetFactory<DocumentWidget<ViewerPanel>, DocumentRegistry.IModel> {
   constructor(
     options: DocumentRegistry.IWidgetFactoryOptions<DocumentWidget<ViewerPanel>>,
-    private settings: Settings
+    private settings: Settings,
+    private labelSources: ILabelSources
   ) {
     super(options);
   }
@@ -237,6 +304,8 @@ export class ViewerFactory extends ABCWidgetFactory<DocumentWidget<ViewerPanel>,
     const widget = new DocumentWidget({ content, context });
     widget.addClass('medai-ViewerDocument');
     widget.title.icon = viewerIcon;
+    widget.toolbar.addItem('medai-add-labels', addLabelsButton(content, this.labelSources));
+    void context.ready.then(() => dropReadOnlyBadge(widget));
     return widget;
   }
 }
@@ -244,9 +313,15 @@ export class ViewerFactory extends ABCWidgetFactory<DocumentWidget<ViewerPanel>,
 let counter = 0;
 
 /** A main-area viewer for any path (DICOM folders have no document context). */
-export function createViewerWidget(path: string, settings: Settings, labels?: string): MainAreaWidget<ViewerPanel> {
+export function createViewerWidget(
+  path: string,
+  settings: Settings,
+  labelSources: ILabelSources,
+  labels?: string
+): MainAreaWidget<ViewerPanel> {
   const content = new ViewerPanel({ path, labels, settings });
   const widget = new MainAreaWidget({ content });
+  widget.toolbar.addItem('medai-add-labels', addLabelsButton(content, labelSources));
   widget.id = `medai-viewer-${++counter}`;
   widget.addClass('medai-ViewerMain');
   widget.title.label = PathExt.basename(path) || '/';

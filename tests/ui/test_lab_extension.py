@@ -73,6 +73,9 @@ def medai_lab(
     root.mkdir()
     shutil.copytree(shared_data / "ct_series_basel" / "dicom", root / "ct", symlinks=False)
     shutil.copyfile(sorted((root / "ct").iterdir())[10], root / "slice.dcm")
+    from medai_lab.datasets.phantom import write_phantom_dataset
+
+    write_phantom_dataset(root / "chest", "lung", 1, progress=False)  # imagesTr/ + labelsTr/
     env = _jupyter_env(base)
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{base / 'mlflow' / 'mlflow.db'}"
     _install_into(env, base)
@@ -250,3 +253,51 @@ def test_mlflow_item_opens_the_ui_through_the_proxy(
         assert b"<title>MLflow" not in answer.read()
     finally:
         conn.close()
+
+
+def _viewer_doc(page: Any, suffix: str) -> str:
+    """JS expression: the MedAI Viewer document widget whose path ends with ``suffix``."""
+    return (
+        "[...window.jupyterapp.shell.widgets('main')].find(w => w.context && "
+        f"w.context.path.endsWith({suffix!r}) && w.hasClass('medai-ViewerDocument'))"
+    )
+
+
+def test_ct_from_the_file_browser_window_badge_and_labels(
+    lab_ui: Any, medai_lab: LabServer, artifacts
+) -> None:
+    """A chest CT opened from the file browser: lung window, no false "read-only" claim, and
+    "Add labels…" overlays the label map picked by path."""
+    image, labels = "chest/imagesTr/lung_000.nii.gz", "chest/labelsTr/lung_000.nii.gz"
+    lab_ui.evaluate(
+        "(p) => window.jupyterapp.commands.execute('filebrowser:go-to-path', {path: p})",
+        "chest/imagesTr/",
+    )
+    _item(lab_ui, "lung_000.nii.gz").dblclick()  # the default viewer for .nii.gz
+    doc = _viewer_doc(lab_ui, image)
+    panel = f'[data-medai-viewer-path="{image}"]'
+    try:
+        lab_ui.wait_for_selector(f'{panel}[data-medai-viewer-state="done"]', timeout=120_000)
+        lab_ui.wait_for_function(f"() => {{ const w = {doc}; return w && w.context.isReady; }}")
+        on = lab_ui.locator(f"{panel} [data-medai-viewer] button[data-preset].mv-on")
+        assert on.get_attribute("data-preset") == "lung", _fail_info(lab_ui, medai_lab)
+        toolbar = lab_ui.locator(".medai-ViewerDocument .jp-Toolbar").first.inner_text()
+        assert "read-only" not in toolbar, toolbar
+
+        lab_ui.locator(".medai-ViewerDocument [data-medai-add-labels]").first.click()
+        field = lab_ui.locator(".jp-Dialog input")
+        field.wait_for(timeout=10_000)
+        assert field.input_value() == labels  # the MSD twin is offered first
+        field.fill(labels)
+        lab_ui.locator(".jp-Dialog .jp-mod-accept").click()
+        done = f'[data-medai-viewer-labels="{labels}"][data-medai-viewer-state="done"]'
+        lab_ui.wait_for_selector(done, timeout=120_000)
+        volumes = lab_ui.evaluate(f"() => {doc}.content.model.get('meta').volumes")
+        assert "labels" in volumes, volumes
+        mode = lab_ui.evaluate(f"() => {doc}.content.model.get('overlay_mode')")
+        assert mode == "labels"
+        kept = lab_ui.evaluate(f"() => {doc}.content.model.get('preset')")
+        assert kept == "lung"
+    finally:
+        lab_ui.screenshot(path=str(artifacts / "viewer-chest-labels.png"))
+    assert lab_ui.offsite.urls == []
