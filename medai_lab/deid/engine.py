@@ -99,6 +99,7 @@ class Deidentifier:
         self._safe = frozenset(rules["safe_keywords"])
         self._burned = rules["burned_in"]
         self._clean_pixels = rules["clean_pixels"]
+        self._not_pictures = frozenset(rules["pixels_not_checked"]["sop_classes"])
         self._refuse: dict[str, str] = rules["quarantine_sop_classes"]
         self._identity = [tag_for(k) for k in rules["identity_keywords"]["keywords"]]
         self._defaults: dict[tuple[int, str], str] = {}
@@ -144,7 +145,7 @@ class Deidentifier:
         )
         uids = (ctx.study_uid.decode(), ctx.series_uid.decode(), ctx.sop_uid.decode())
         parts = write_parts(parsed, meta, dataset)
-        if self.pixels == "off":
+        if not ctx.pixels_checked:
             return Outcome(parts, "", uids, ctx.counts, ctx.link())
         data, reason, pixels = pixel_step(b"".join(parts), self.pixels)
         parts = None if data is None else [data]
@@ -279,6 +280,11 @@ class _FileContext:
 
     def __init__(self, deid: Deidentifier, parsed: DicomFile, top: dict[int, Elem]) -> None:
         self.deid, self.parsed, self.top = deid, parsed, top
+        cls = _text(top.get(SOP_CLASS)) or meta_value(parsed.meta, 0x00020002).encode()
+        sop_class = cls.decode("ascii", "replace")
+        self.pixels_checked = (
+            deid.pixels != "off" and PIXEL_DATA in top and sop_class not in deid._not_pictures
+        )
         self.counts: Counter[str] = Counter()
         pid, issuer = _text(top.get(PATIENT_ID)), _text(top.get(ISSUER))
         name = _text(top.get(PATIENT_NAME))
@@ -330,7 +336,7 @@ class _FileContext:
         burned: dict[int, Elem] = {}
         # Pixel Data is OCR-checked next: what is found is redacted or the file is not
         # written. (Float pixel data is not checked: no claim is made for it.)
-        if self.deid.pixels != "off" and PIXEL_DATA in self.top:
+        if self.pixels_checked:
             clean = self.deid._clean_pixels
             items.append(_code_item(clean["code"], clean["meaning"]))
             methods.append(clean["method"][self.deid.pixels])

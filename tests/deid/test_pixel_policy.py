@@ -183,3 +183,51 @@ def test_objects_without_pixel_data_are_not_claimed_clean(ocr: None, tmp_path: P
     out = read(tmp_path / "out", row)
     assert CLEAN_PIXEL_CODE not in codes(out), "no pixels were checked: no claim"
     assert out.BurnedInAnnotation == "YES", "nothing checked, nothing changed"
+
+
+def test_segmentations_are_label_masks_and_never_redacted(ocr: None, tmp_path: Path) -> None:
+    """A SEG whose mask even spells text keeps every voxel: masks are not pictures."""
+    import highdicom as hd
+    from pixel_images import burn_text
+
+    ct = pydicom.dcmread(io.BytesIO(slice_bytes(seed=5)))
+    ct.PatientBirthDate, ct.PatientSex, ct.StudyTime = "19700101", "M", "101010"
+    ct.AccessionNumber, ct.ReferringPhysicianName, ct.StudyID = "A1", "", "1"
+    ct.FrameOfReferenceUID, ct.SeriesNumber = pydicom.uid.generate_uid(), 1
+    ct.SliceThickness, ct.Manufacturer = 1.0, "test"
+    mask = np.zeros((ct.Rows, ct.Columns), np.float32)
+    burn_text(mask, TEXT, 1)
+    seg = hd.seg.Segmentation(
+        source_images=[ct],
+        pixel_array=mask.astype(bool)[None],
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[
+            hd.seg.SegmentDescription(
+                segment_number=1,
+                segment_label="lesion",
+                segmented_property_category=hd.sr.CodedConcept("91723000", "SCT", "Structure"),
+                segmented_property_type=hd.sr.CodedConcept("52988006", "SCT", "Lesion"),
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+            )
+        ],
+        series_instance_uid=hd.UID(),
+        series_number=2,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="test",
+        manufacturer_model_name="test",
+        software_versions="1",
+        device_serial_number="1",
+    )
+    src = tmp_path / "in"
+    src.mkdir()
+    seg.save_as(src / "seg.dcm")
+    from medai_lab.deid.pixels import check_pixels
+
+    # the precondition: the OCR does see text in this mask
+    assert check_pixels((src / "seg.dcm").read_bytes(), "quarantine").action == "quarantine"
+    report = deidentify_tree(src, tmp_path / "out", key=KEY, progress=False)
+    (row,) = report.rows
+    assert row["status"] == "deidentified" and row["pixels"] == "skipped", row
+    out = read(tmp_path / "out", row)
+    assert out.PixelData == seg.PixelData and CLEAN_PIXEL_CODE not in codes(out)
