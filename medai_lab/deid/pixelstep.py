@@ -9,7 +9,6 @@ regions and frames and the engine name, never the text found.
 
 from __future__ import annotations
 
-import io
 import re
 import threading
 import warnings
@@ -63,19 +62,6 @@ def _phrase(text: str) -> str:
     return " ".join(_PHRASE.sub(" ", str(text)).split())[:120] or "unspecified"
 
 
-def _mark_no_burned_in(data: bytes) -> bytes:
-    """``data`` with BurnedInAnnotation NO (the text found was redacted)."""
-    import pydicom
-
-    ds = pydicom.dcmread(io.BytesIO(data))
-    if ds.get("BurnedInAnnotation") == "NO":
-        return data
-    ds.BurnedInAnnotation = "NO"
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
-
-
 def run(data: bytes, policy: str) -> tuple[bytes | None, str, PixelResult]:
     """Check one header-de-identified Part 10 file under ``policy``.
 
@@ -94,11 +80,9 @@ def run(data: bytes, policy: str) -> tuple[bytes | None, str, PixelResult]:
         with _LOCK, warnings.catch_warnings():
             # decoder warnings may quote values; this process prints nothing about a file
             warnings.simplefilter("ignore")
-            out = check_pixels(data, policy)
-            if out.action == "redacted":
-                if out.data is None:
-                    raise MedaiError("redaction gave no data")
-                new = _mark_no_burned_in(out.data)
+            out = check_pixels(data, policy)  # redacted data says BurnedInAnnotation NO
+            if out.action == "redacted" and out.data is None:
+                raise MedaiError("redaction gave no data")
     except Exception as exc:  # any failure of the checker: the file is not written
         reason = f"pixels: check failed ({type(exc).__name__})"
         return None, reason, PixelResult("quarantined", 0, 0, "")
@@ -108,7 +92,7 @@ def run(data: bytes, policy: str) -> tuple[bytes | None, str, PixelResult]:
         reason = _phrase(out.reason)
         return None, reason if reason.startswith("pixels:") else f"pixels: {reason}", result
     if out.action == "redacted":
-        return new, "", PixelResult("redacted", out.boxes, out.frames_checked, engine)
+        return out.data, "", PixelResult("redacted", out.boxes, out.frames_checked, engine)
     if out.action in ("clean", "skipped"):
         written = out.data if out.data is not None else data
         return written, "", PixelResult(out.action, out.boxes, out.frames_checked, engine)
