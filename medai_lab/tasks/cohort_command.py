@@ -66,9 +66,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--deid", action="store_true", help="de-identify first (into OUT/dicom/)")
     p.add_argument("--key-file", help="de-identification project key (with --deid)")
     p.add_argument("--any-modality", action="store_true", help="keep series of every modality")
-    p.add_argument(
-        "--labelled-only", action="store_true", help="skip unlabelled series"
-    )
+    p.add_argument("--labelled-only", action="store_true", help="skip unlabelled series")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
