@@ -119,6 +119,9 @@ def apply(c: Any, s: HubSettings) -> None:
     data = s.data
     data.mkdir(parents=True, exist_ok=True)
     os.chmod(data, 0o711 if s.run_as else 0o700)  # run_as servers only traverse to homes/
+    if s.run_as:  # made here, not by the first spawn under a strict umask (0700: unreachable)
+        (data / "homes").mkdir(exist_ok=True)
+        os.chmod(data / "homes", 0o711)
     c.JupyterHub.bind_url = f"http://{s.ip}:{s.port}"
     c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{s.hub_port}"
     c.JupyterHub.db_url = s.hub_db_url or f"sqlite:///{data / 'jupyterhub.sqlite'}"

@@ -206,7 +206,7 @@ def _owner(uid: int) -> str:
 def _python_error(pw: pwd.struct_passwd, python: str) -> str:
     """Empty when the account can import the single-user server, else the last error line."""
     try:
-        done = _as(pw, [python, "-c", "import jupyterhub.singleuser"])
+        done = _as(pw, [python, "-c", "import jupyterhub.singleuser, medai_lab.server"])
     except OSError as exc:
         return exc.strerror or str(exc)
     except subprocess.TimeoutExpired:

@@ -58,7 +58,12 @@ def test_workshop_with_a_second_account(make_hub, second_account, reachable_base
         assert all(f"chmod o+x {f}`" in err for f in blocked), err
     with let_through(blocked):
         assert main(check) == 0, capsys.readouterr().err
-        hub = make_hub(data_dir=str(data), run_as=second_account, allow_root=False)
+        # a hardened root (umask 077): what the hub creates must still let the account in
+        old_umask = os.umask(0o077)
+        try:
+            hub = make_hub(data_dir=str(data), run_as=second_account, allow_root=False)
+        finally:
+            os.umask(old_umask)
         _web, token = sign_up_and_in(hub, "student")
         hub.start_server("student", token=token)
         pid = int(hub.wait_ready("student")["state"]["pid"])
