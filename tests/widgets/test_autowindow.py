@@ -18,9 +18,7 @@ def test_a_chest_opens_on_the_lung_window_an_abdomen_on_soft_tissue(shared_data:
     abdomen = scene_of(shared_data / "ct_series_basel" / "dicom")  # real CT, upper abdomen
     assert choose_window(scene_of(chest)) == ("lung", window_presets()["lung"])
     assert choose_window(abdomen) == ("liver", window_presets()["liver"])
-    assert air_share_in_body(scene_of(chest).image.array) > air_share_in_body(
-        abdomen.image.array
-    )
+    assert air_share_in_body(scene_of(chest).image.array) > air_share_in_body(abdomen.image.array)
 
 
 def test_the_body_part_the_image_names_wins(shared_data: Path) -> None:
