@@ -68,6 +68,8 @@ export class ViewerPanel extends Widget {
   }
 
   private _labels: string;
+  /** Labels of the last view that loaded, to go back to when new ones cannot be read. */
+  private previousLabels: string | null = null;
   private settings: Settings;
   /** Traits the user set in the view shown before a reload (kept on the same grid). */
   private carried: Record<string, unknown> = {};
@@ -85,6 +87,7 @@ export class ViewerPanel extends Widget {
   /** Show `path` (a label map) over the image: the volume is streamed again with it. */
   setLabels(path: string): void {
     if (this.isDisposed || path === this._labels) return;
+    this.previousLabels = this.state === 'done' ? this._labels : null;
     this._labels = path;
     this.node.setAttribute('data-medai-viewer-labels', path);
     this.carried = {};
@@ -162,7 +165,18 @@ export class ViewerPanel extends Widget {
       return;
     }
     if (!response.ok) {
-      if (!signal.aborted) this.fail(`${this._labels ? `${this.path} + ${this._labels}` : this.path}: ${await errorMessage(response)}`);
+      const message = await errorMessage(response);
+      if (signal.aborted) return;
+      const back = this.previousLabels;
+      if (back !== null && this._labels) {
+        // The label map was refused (missing, not on the image's grid ...): say why, show the
+        // image as it was before.
+        Notification.error(`MedAI Viewer: ${this._labels}: ${message}`, { autoClose: 8000 });
+        this.previousLabels = null;
+        this.setLabels(back);
+        return;
+      }
+      this.fail(`${this._labels ? `${this.path} + ${this._labels}` : this.path}: ${message}`);
       return;
     }
     if (!response.body) {

@@ -284,12 +284,23 @@ def test_ct_from_the_file_browser_window_badge_and_labels(
         toolbar = lab_ui.locator(".medai-ViewerDocument .jp-Toolbar").first.inner_text()
         assert "read-only" not in toolbar, toolbar
 
-        lab_ui.locator(".medai-ViewerDocument [data-medai-add-labels]").first.click()
-        field = lab_ui.locator(".jp-Dialog input")
-        field.wait_for(timeout=10_000)
-        assert field.input_value() == labels  # the MSD twin is offered first
-        field.fill(labels)
-        lab_ui.locator(".jp-Dialog .jp-mod-accept").click()
+        def add_labels(path: str) -> str:
+            lab_ui.locator(".medai-ViewerDocument [data-medai-add-labels]").first.click()
+            field = lab_ui.locator(".jp-Dialog input")
+            field.wait_for(timeout=10_000)
+            offered = field.input_value()
+            field.fill(path)
+            lab_ui.locator(".jp-Dialog .jp-mod-accept").click()
+            return offered
+
+        # a label file that is not there: said in a notification, the image stays
+        add_labels("chest/labelsTr/missing.nii.gz")
+        toast = lab_ui.locator(".Toastify__toast", has_text="missing.nii.gz")
+        toast.first.wait_for(timeout=60_000)
+        back = f'{panel}[data-medai-viewer-labels=""][data-medai-viewer-state="done"]'
+        lab_ui.wait_for_selector(back, timeout=120_000)
+
+        assert add_labels(labels) == labels  # the MSD twin is offered first
         done = f'[data-medai-viewer-labels="{labels}"][data-medai-viewer-state="done"]'
         lab_ui.wait_for_selector(done, timeout=120_000)
         volumes = lab_ui.evaluate(f"() => {doc}.content.model.get('meta').volumes")
