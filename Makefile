@@ -1,7 +1,7 @@
 # MedAI Lab: `make demo` runs the main job, `make test` the test suite. Both install first.
 SHELL := /bin/bash
-# The locks are resolved for Python 3.11: use it when the machine has it.
-PYTHON ?= $(or $(shell command -v python3.11 2>/dev/null),python3)
+# The locks are resolved for Python 3.11: use it when the machine has one that runs.
+PYTHON ?= $(if $(shell python3.11 -c '' 2>/dev/null && echo y),python3.11,python3)
 VENV ?= .venv
 UV_VERSION ?= 0.13.8
 # auto: the CUDA lock when `nvidia-smi -L` lists a GPU, else the CPU lock (cpu / cuda to force).
@@ -17,7 +17,7 @@ STAMP := $(VENV)/.medai-installed
 # `uv pip` arguments for the lock and torch build of this machine (expanded only when syncing).
 LOCK_ARGS = $(shell environments/select_lock.sh --torch '$(TORCH)' --find-links '$(FIND_LINKS)' --venv '$(VENV)')
 
-.PHONY: install python-env demo demo-full doctor test lint format bench lock clean
+.PHONY: install python-env demo demo-full doctor gpu-check test lint format bench lock clean
 
 # The notebook viewer's ES module, bundled from TypeScript with npm + esbuild (offline at run time).
 WIDGET_DIR := medai_lab/widgets/js
@@ -55,6 +55,10 @@ demo-full: install
 
 doctor: install
 	$(VENV)/bin/medai-lab doctor
+
+# GPU paths on real hardware (<= 8 min on one H100); CPU mode at tiny sizes elsewhere.
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py --json gpu_check.json
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
