@@ -9,7 +9,7 @@ import numpy as np
 
 from medai_lab.io.volume import Volume
 from medai_lab.widgets import transport
-from medai_lab.widgets.labels import label_table, window_presets
+from medai_lab.widgets.labels import label_table
 
 MAX_3D = 128  # voxels per axis of the 3D pane's label volume
 
@@ -45,11 +45,10 @@ class Scene:
         return float(lo), float(hi)
 
     def auto_window(self) -> tuple[str, tuple[float, float]]:
-        """Soft-tissue window for CT, p1..p99 otherwise."""
-        if self.is_ct():
-            return "liver", window_presets()["liver"]
-        lo, hi = self.percentiles()
-        return "auto", (max(hi - lo, 1e-3), (hi + lo) / 2)
+        """The preset and window to open on (one home: :mod:`medai_lab.widgets.autowindow`)."""
+        from medai_lab.widgets.autowindow import choose_window
+
+        return choose_window(self)
 
     def start_cursor(self) -> list[int]:
         """Through the centre of the labelled structures, else the volume centre."""
