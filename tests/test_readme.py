@@ -141,15 +141,17 @@ def _report(request: pytest.FixtureRequest):
     """The measurement, in the terminal summary: blocks run per file and their time."""
     yield
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or not TIMES:
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None or not TIMES:
         return
-    reporter.write_sep("-", "README blocks")
-    for where, seconds in BLOCK_TIMES:
-        reporter.write_line(f"{where}: {seconds:.1f} s")
-    for name, (n, s, k) in TIMES.items():
-        reporter.write_line(f"{name}: {n} block(s) run in {s:.1f} s, {k} not run")
-    runs, total = sum(t[0] for t in TIMES.values()), sum(t[1] for t in TIMES.values())
-    reporter.write_line(f"total: {runs} block(s) run in {total:.1f} s")
+    with capture.global_and_fixture_disabled():  # shown with -q too, and in CI logs
+        reporter.write_sep("-", "README blocks")
+        for where, seconds in BLOCK_TIMES:
+            reporter.write_line(f"{where}: {seconds:.1f} s")
+        for name, (n, s, k) in TIMES.items():
+            reporter.write_line(f"{name}: {n} block(s) run in {s:.1f} s, {k} not run")
+        runs, total = sum(t[0] for t in TIMES.values()), sum(t[1] for t in TIMES.values())
+        reporter.write_line(f"total: {runs} block(s) run in {total:.1f} s")
 
 
 def test_markers_and_fences_are_read(tmp_path: Path) -> None:
