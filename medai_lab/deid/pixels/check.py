@@ -16,6 +16,13 @@ from medai_lab.errors import MedaiError
 
 POLICIES = ("redact", "quarantine", "off")
 _PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+# objects whose pixel values are labels or computed grids, not a picture: no burned-in text,
+# and a false positive would silently corrupt a mask or a dose
+_NOT_PICTURES = {
+    "1.2.840.10008.5.1.4.1.1.66.4": "segmentation object, not an image",
+    "1.2.840.10008.5.1.4.1.1.66.7": "segmentation object, not an image",
+    "1.2.840.10008.5.1.4.1.1.481.2": "dose grid, not an image",
+}
 
 
 class PixelEngineMissing(MedaiError):
@@ -85,13 +92,18 @@ def check_pixels(
 
     try:
         ds = pydicom.dcmread(io.BytesIO(part10))
-        syntax = str(ds.file_meta.TransferSyntaxUID)
+        syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     except Exception:  # pydicom raises many types; the reason must stay generic
         return _quarantine("file cannot be read", name)
+    label = _NOT_PICTURES.get(str(ds.get("SOPClassUID", "")))
+    if label:
+        return PixelOutcome("skipped", 0, 0, f"pixels: {label}", None, name)
     if "PixelData" not in ds:
         other = any(t in ds for t in _PIXEL_TAGS[1:])
         why = "float pixel data is not checked" if other else "no pixel data"
         return PixelOutcome("skipped", 0, 0, f"pixels: {why}", None, name)
+    if not syntax:
+        return _quarantine("file has no transfer syntax", name)
     try:
         px = frames.decode(part10, ds)
     except Exception:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medai_lab.deid.pixels import ocr, prefilter
+from medai_lab.deid.pixels import ocr, prefilter, verify
 from medai_lab.deid.pixels.frames import Pixels, view
 
 Box = ocr.Box
@@ -59,8 +59,13 @@ def find_boxes(px: Pixels, *, engine: str = ocr.DEFAULT, use_prefilter: bool = T
         if use_prefilter and not prefilter.maybe_text(v):
             continue
         runs += 1
-        boxes.extend(_grow(b, h, w) for b in ocr.detect(v, engine))
+        boxes.extend(_grow(b, h, w) for b in ocr.detect(v, engine) if _lettering(v, b, h, w))
     return Found(sorted(set(boxes)), len(frames), runs)
+
+
+def _lettering(rgb: np.ndarray, box: Box, h: int, w: int) -> bool:
+    """The detector's region is shaped like a text line and holds letter-like strokes."""
+    return verify.plausible_size(box, h, w) and verify.has_lettering(rgb, box)
 
 
 def coverage_mask(boxes: list[Box], h: int, w: int) -> np.ndarray:

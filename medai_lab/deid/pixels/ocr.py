@@ -13,6 +13,7 @@ pipeline parallelises by process):
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -134,12 +135,35 @@ def detect(rgb: np.ndarray, engine: str = DEFAULT) -> list[Box]:
     raise ValueError(unavailable(engine))
 
 
-def _detect_db(rgb: np.ndarray, thresh: float = 0.3, box_thresh: float = 0.45) -> list[Box]:
+def _detect_db(rgb: np.ndarray) -> list[Box]:
+    return [c.box for c in candidates(rgb)]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One region of the detector's probability map, in image pixels (unclipped, DB style)."""
+
+    box: Box
+    score: float  # mean text probability over the region
+
+    @property
+    def height(self) -> int:
+        return self.box[3] - self.box[1]
+
+    @property
+    def width(self) -> int:
+        return self.box[2] - self.box[0]
+
+
+def candidates(
+    rgb: np.ndarray, thresh: float = 0.3, box_thresh: float = 0.45, scale: float | None = None
+) -> list[Candidate]:
+    """Regions the PP-OCRv4 detector scores as text in an 8-bit RGB image (rows, cols, 3)."""
     from PIL import Image
     from scipy import ndimage
 
     h, w = rgb.shape[:2]
-    s = _scale(h, w)
+    s = _scale(h, w) if scale is None else scale
     nh, nw = max(32, round(h * s / 32) * 32), max(32, round(w * s / 32) * 32)
     img = rgb if (nh, nw) == (h, w) else np.asarray(Image.fromarray(rgb).resize((nw, nh)))
     x = img[..., ::-1].astype(np.float32) * np.float32(2 / 255) - 1  # BGR, (x - 0.5) / 0.5
@@ -151,23 +175,20 @@ def _detect_db(rgb: np.ndarray, thresh: float = 0.3, box_thresh: float = 0.45) -
         return []
     scores = ndimage.mean(prob, labels, index=np.arange(1, n + 1))
     fy, fx = h / nh, w / nw
-    boxes: list[Box] = []
+    out: list[Candidate] = []
     for i, sl in enumerate(ndimage.find_objects(labels)):
         bh, bw = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
         if scores[i] < box_thresh or min(bh, bw) < 3:
             continue
         grow = 1.6 * bh * bw / (2 * (bh + bw))  # DB's unclip: the net predicts shrunk regions
-        if (bh + 2 * grow) * fy > max(72, 0.08 * h):
-            continue  # a tall blob (colour Doppler, a bright organ), not a line of text
-        boxes.append(
-            (
-                max(0, int((sl[1].start - grow) * fx)),
-                max(0, int((sl[0].start - grow) * fy)),
-                min(w, int(np.ceil((sl[1].stop + grow) * fx))),
-                min(h, int(np.ceil((sl[0].stop + grow) * fy))),
-            )
+        box = (
+            max(0, int((sl[1].start - grow) * fx)),
+            max(0, int((sl[0].start - grow) * fy)),
+            min(w, int(np.ceil((sl[1].stop + grow) * fx))),
+            min(h, int(np.ceil((sl[0].stop + grow) * fy))),
         )
-    return boxes
+        out.append(Candidate(box, float(scores[i])))
+    return out
 
 
 def _detect_tesseract(rgb: np.ndarray) -> list[Box]:
