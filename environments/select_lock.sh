@@ -51,6 +51,10 @@ gpu_names() {
 
 say() { echo "make install: $*" >&2; }
 
+# Byte-compile at install (in parallel): otherwise the first `import torch` / Lightning of a
+# fresh venv compiles thousands of modules on one core (a minute on 2 cores).
+compile="--compile-bytecode"
+
 os="$(uname -s)"
 if [ "$torch" = auto ]; then
   if [ "$os" = Darwin ]; then
@@ -69,14 +73,14 @@ fi
 case "$torch" in
   cuda)
     [ "$os" = Darwin ] && { echo "select_lock.sh: there is no CUDA torch for macOS" >&2; exit 2; }
-    echo "sync --python $venv/bin/python $cuda_lock"
+    echo "sync --python $venv/bin/python $compile $cuda_lock"
     ;;
   macos)
     # Same version as the CPU lock without the local tag; written beside the venv, not the repo.
     mkdir -p "$venv"
     echo "torch==${cpu_pin%%+*}" > "$venv/torch-macos.txt"
     say "macOS: CPU lock with torch==${cpu_pin%%+*} from PyPI (CPU and MPS)"
-    echo "install --python $venv/bin/python -r $cpu_lock --overrides $venv/torch-macos.txt"
+    echo "install --python $venv/bin/python $compile -r $cpu_lock --overrides $venv/torch-macos.txt"
     ;;
   cpu)
     wheel=""
@@ -85,10 +89,10 @@ case "$torch" in
     fi
     if [ -n "$wheel" ]; then
       say "CPU lock, torch==$cpu_pin from the wheel folder $find_links"
-      echo "sync --python $venv/bin/python --find-links $find_links $cpu_lock"
+      echo "sync --python $venv/bin/python $compile --find-links $find_links $cpu_lock"
     else
       say "CPU lock, torch==$cpu_pin from the PyTorch CPU index (download.pytorch.org/whl/cpu)"
-      echo "sync --python $venv/bin/python${find_links:+ --find-links $find_links}" \
+      echo "sync --python $venv/bin/python $compile${find_links:+ --find-links $find_links}" \
         "--torch-backend cpu $cpu_lock"
     fi
     ;;

@@ -85,6 +85,7 @@ def test_cpu_machine_with_the_wheel_folder_takes_torch_from_it(tmp_path):
     assert cmd[1:3] == ["pip", "sync"] and cmd[-1].endswith("requirements-cpu.lock")
     assert cmd[cmd.index("--find-links") + 1] == str(wheels)
     assert "--torch-backend" not in cmd  # offline build farm: no index needed for torch
+    assert "--compile-bytecode" in cmd  # a fresh venv's first import would compile on one core
     assert cmd[cmd.index("--python") + 1] == str(plan["venv"] / "bin" / "python")
 
 

@@ -59,7 +59,7 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h {rest:02d} min"
 
 
-def measure(cfg: dict[str, Any], steps: int = 3) -> StepTimes:
+def measure(cfg: dict[str, Any], steps: int = 4) -> StepTimes:
     """Time ``steps`` optimiser steps and two inference batches of ``cfg``'s network.
 
     One warm-up step runs first (allocations, oneDNN kernel choice); the median is kept.
