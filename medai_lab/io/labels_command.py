@@ -87,6 +87,22 @@ def _write(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_rtstruct(args: argparse.Namespace) -> int:
+    from medai_lab.io import load_nifti
+    from medai_lab.io.rtstruct import rtstruct_references
+    from medai_lab.io.rtstruct_write import write_rtstruct
+
+    src = Path(args.labels_file)
+    names = parse_labels(args.labels) or dataset_labels(src)
+    out = write_rtstruct(
+        load_nifti(src), args.reference, args.out, names=names,
+        series_description=args.series_description,
+    )  # fmt: skip
+    rois = rtstruct_references(out)["roi_names"]
+    print(f"wrote {out}: RTSTRUCT with {len(rois)} ROI(s): {', '.join(rois)}")
+    return 0
+
+
 def _read(args: argparse.Namespace) -> int:
     from medai_lab.io import load_series, save_nifti
     from medai_lab.io.seg import read_seg
@@ -112,7 +128,9 @@ def _run(args: argparse.Namespace) -> int:
         raise MedaiError("give LABELS.nii.gz to write a SEG, or --read SEG.dcm to read one")
     if Path(args.out).exists() and not args.overwrite:
         raise MedaiError(f"{args.out} exists (use --overwrite to replace it)")
-    return _read(args) if args.read else _write(args)
+    if args.read:
+        return _read(args)
+    return _write_rtstruct(args) if args.rtstruct else _write(args)
 
 
 def add_parser(sub: Any) -> None:
@@ -144,6 +162,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--run-id", help="MLflow run id of the model")
     p.add_argument("--series-description", default="MedAI Lab segmentation")
     p.add_argument("--fractional", action="store_true", help="write a FRACTIONAL SEG")
+    p.add_argument(
+        "--rtstruct",
+        action="store_true",
+        help="write an RTSTRUCT (contours, for radiotherapy systems) instead of a SEG",
+    )
     p.add_argument(
         "--overlap",
         choices=["later", "smaller", "error"],
