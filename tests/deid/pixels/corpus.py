@@ -288,6 +288,8 @@ def covered(box: tuple[int, int, int, int], regions) -> float:
 
 
 # ---- the corpus -------------------------------------------------------------------------------
+# real scanner files that carry their own burned-in text: never a text-free background
+REAL_TEXT = ("us_rgb", "us_mono", "us_palette")
 TEXT_FREE = ("plain", "grid", "ruler", "scalebar", "crosshair", "circle")
 CI_RECIPES = (
     # (background, syntax, variant): variant "text", a TEXT_FREE kind, "mono1", "subset", "cine"
