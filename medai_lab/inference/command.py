@@ -39,7 +39,7 @@ def _round_trip(args: argparse.Namespace) -> int:
         from medai_lab.deid import Deidentifier
         from medai_lab.deid.keys import load_or_create_key
 
-        deidentifier = Deidentifier(load_or_create_key(args.key_file), ())
+        deidentifier = Deidentifier(load_or_create_key(args.key_file), (), pixels="redact")
     report = segment_study(
         make_client(args),
         args.study,
@@ -63,7 +63,9 @@ def add_parser(sub: Any) -> None:
         "predict",
         help="segment NIfTI images, or a PACS study (result back as DICOM SEG)",
     )
-    p.add_argument("model", help=".ckpt, or .ts/.onnx with its .json sidecar")
+    p.add_argument(
+        "model", help="a run folder, MLflow run id, .ckpt, or .ts/.onnx with its sidecar"
+    )
     p.add_argument("images", nargs="?", help="a .nii/.nii.gz image or a folder of them")
     p.add_argument("--out", required=True, help="folder for the label maps / the SEG and its work")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
