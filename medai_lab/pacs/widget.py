@@ -137,5 +137,5 @@ class PacsBrowser:
             from medai_lab.deid import Deidentifier
             from medai_lab.deid.keys import load_or_create_key
 
-            self._deid = Deidentifier(load_or_create_key(None))
+            self._deid = Deidentifier(load_or_create_key(None), pixels="redact")
         return self._deid
