@@ -7,7 +7,9 @@ parallel op (threads wait for each other), several times beyond its own share.
 from __future__ import annotations
 
 import os
+import statistics
 import time
+from collections.abc import Callable
 
 
 def cpu_mark() -> tuple[float, float, float]:
@@ -40,3 +42,13 @@ class Quiet:
             self.waited_s += 0.3
             if others_share(mark) <= self.limit:  # 0 where /proc/stat is missing
                 return
+
+
+def median_time(fn: Callable[[], object], repeat: int) -> float:
+    """Median wall seconds of ``repeat`` calls of ``fn``."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _quiet import median_time
 
 from medai_lab.io import convert_dicom_to_nifti, load_series, write_dicom_series
 from medai_lab.io.volume import Volume
@@ -32,15 +31,6 @@ def make_series(folder: Path, slices: int) -> Path:
     affine = np.diag([-0.78, -0.78, 1.25, 1.0])
     write_dicom_series(Volume(arr, affine), series, uid_seed="bench")
     return series
-
-
-def timed(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -69,8 +59,8 @@ def main() -> int:
         assert sitk.GetArrayViewFromImage(img).shape == (args.slices, 512, 512)
 
     ours()  # first call pays imports (pydicom, decoders); time the steady state
-    t_ours = timed(ours, args.repeat)
-    t_sitk = timed(simpleitk, args.repeat)
+    t_ours = median_time(ours, args.repeat)
+    t_sitk = median_time(simpleitk, args.repeat)
 
     tmp = Path(tempfile.mkdtemp(dir=work))
 
@@ -89,8 +79,8 @@ def main() -> int:
             capture_output=True,
         )
 
-    t_conv = timed(convert_ours, args.repeat)
-    t_d2n = timed(convert_dcm2niix, args.repeat) if exe else float("nan")
+    t_conv = median_time(convert_ours, args.repeat)
+    t_d2n = median_time(convert_dcm2niix, args.repeat) if exe else float("nan")
     shutil.rmtree(tmp, ignore_errors=True)
 
     mb = args.slices * 512 * 512 * 2 / 1e6

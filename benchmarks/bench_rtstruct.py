@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _quiet import cpu_mark, others_share
+from _quiet import cpu_mark, median_time, others_share
 
 from medai_lab.io import Volume, load_series, write_dicom_series
 from medai_lab.io.rtstruct import read_rtstruct
@@ -91,15 +90,6 @@ def prepare(work: Path, exe: str) -> tuple[Path, Path]:
     return ct, done
 
 
-def timed(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=3)
@@ -138,10 +128,10 @@ def main() -> int:
 
     ours()  # first call pays imports; time the steady state
     mark = cpu_mark()
-    t_ours = timed(ours, args.repeat)
+    t_ours = median_time(ours, args.repeat)
     grid = result["grid"]
-    t_raster = timed(lambda: read_rtstruct(rtss, grid), args.repeat)
-    t_pm = timed(plastimatch, args.peer_repeat)
+    t_raster = median_time(lambda: read_rtstruct(rtss, grid), args.repeat)
+    t_pm = median_time(plastimatch, args.peer_repeat)
     busy = others_share(mark)
 
     lm = result["lm"]

@@ -15,9 +15,7 @@ from rtstruct_helpers import (
     masks_to_rtstruct,
     plastimatch_rasterise,
     resample_same_grid,
-    which_plastimatch,
 )
-from testsupport import missing_component
 
 from medai_lab.errors import MedaiError
 from medai_lab.io import Volume, load_nifti, load_series, write_dicom_series
@@ -25,14 +23,6 @@ from medai_lab.io.labelmap import resolve_overlaps
 from medai_lab.io.rtstruct import read_rtstruct, rtstruct_references
 
 BASEL_ROIS = ["liver", "spleen", "stomach", "aorta", "spinal_cord", "pancreas", "rib_left_7"]
-
-
-@pytest.fixture(scope="module")
-def plastimatch() -> str:
-    exe = which_plastimatch()
-    if exe is None:
-        missing_component("plastimatch (Debian package plastimatch)")
-    return exe
 
 
 def rotation(axis: int, degrees: float) -> np.ndarray:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rtstruct_helpers import dice, plastimatch_rasterise, resample_same_grid, which_plastimatch
+from rtstruct_helpers import dice, plastimatch_rasterise, resample_same_grid
 from testsupport import missing_component
 
 from medai_lab.errors import MedaiError
@@ -24,14 +24,6 @@ def dciodvfy() -> str:
     exe = shutil.which("dciodvfy")
     if exe is None:
         missing_component("dciodvfy (Debian package dicom3tools)")
-    return exe
-
-
-@pytest.fixture(scope="module")
-def plastimatch() -> str:
-    exe = which_plastimatch()
-    if exe is None:
-        missing_component("plastimatch (Debian package plastimatch)")
     return exe
 
 

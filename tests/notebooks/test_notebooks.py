@@ -39,6 +39,17 @@ def run(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **parameters
     return texts
 
 
+def _needs_orthanc() -> None:
+    """Orthanc with DICOMweb, or fail (CI) / skip (elsewhere)."""
+    from medai_lab.pacs.server import find_dicomweb_plugin, find_orthanc
+
+    if find_orthanc() is None or find_dicomweb_plugin() is None:
+        why = "Orthanc with its DICOMweb plugin (Debian orthanc, orthanc-dicomweb)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"missing component: {why}")
+        pytest.skip(f"missing component: {why}")
+
+
 def test_committed_notebooks_are_built_and_stripped() -> None:
     check = subprocess.run([sys.executable, str(NOTEBOOKS / "build.py"), "--check"],
                            capture_output=True, text=True)  # fmt: skip
@@ -66,13 +77,7 @@ def test_task_notebook_trains_evaluates_and_tracks(
 
 
 def test_pacs_notebook_pulls_de_identified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from medai_lab.pacs.server import find_dicomweb_plugin, find_orthanc
-
-    if find_orthanc() is None or find_dicomweb_plugin() is None:
-        why = "Orthanc with its DICOMweb plugin (Debian orthanc, orthanc-dicomweb)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"missing component: {why}")
-        pytest.skip(f"missing component: {why}")
+    _needs_orthanc()
     texts = run("pacs_deid.ipynb", tmp_path, monkeypatch, out=str(tmp_path / "pacs"))
     joined = "\n".join(texts)
     assert "sent 64 instances" in joined and "1 series pulled" in joined
@@ -93,13 +98,7 @@ def test_hackathon_notebook_creates_submits_and_scores(
 def test_labels_notebook_rtstruct_to_cohort_to_seg(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from medai_lab.pacs.server import find_dicomweb_plugin, find_orthanc
-
-    if find_orthanc() is None or find_dicomweb_plugin() is None:
-        why = "Orthanc with its DICOMweb plugin (Debian orthanc, orthanc-dicomweb)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"missing component: {why}")
-        pytest.skip(f"missing component: {why}")
+    _needs_orthanc()
     texts = run("labels_pacs.ipynb", tmp_path, monkeypatch, out=str(tmp_path / "labels"))
     joined = "\n".join(texts)
     assert "RTSTRUCT: 3 ROI(s)" in joined and "3 label object(s)" in joined
