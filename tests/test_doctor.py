@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from testsupport import missing_component
 
 from medai_lab.doctor import STATUSES, Check, Report, format_report, run_checks
 from medai_lab.doctor.gpu import _judge, torch_build
@@ -106,7 +107,7 @@ def test_missing_tools_are_warnings_with_the_install_command(tmp_path, key_env):
     tools = [shutil.which("dcm2niix"), shutil.which("node")]
     hidden = {Path(t).resolve().parent for t in tools if t}
     if not hidden:
-        pytest.skip("neither dcm2niix nor node is installed here")
+        missing_component("dcm2niix and node (Debian dcm2niix, nodejs)")
     path = os.pathsep.join(
         p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p).resolve() not in hidden
     )
@@ -137,7 +138,7 @@ def test_the_doctor_never_imports_torch():
 def test_torch_build_is_read_without_importing_it():
     build = torch_build()
     if build is None:
-        pytest.skip("torch is not installed")
+        missing_component("torch (the lock installs it)")
     import torch
 
     assert build["version"] == torch.__version__
