@@ -176,7 +176,9 @@ def _blocked(account: str, folder: str, needs: list[Need]) -> Problem:
     except OSError:
         mode = "unreadable"
     kinds = {n.kind for n in needs}
-    let_through = f"chmod o+{'rx' if any(n.read for n in needs) else 'x'} {folder}"
+    # Folders on the way only need entering (x); read only where the need itself is the folder.
+    readable = any(n.read and os.path.abspath(n.path) == os.path.abspath(folder) for n in needs)
+    let_through = f"chmod o+{'rx' if readable else 'x'} {folder}"
     fixes = []
     if "python" in kinds:
         fixes.append(

@@ -66,3 +66,17 @@ def test_allow_root_warns_that_every_user_is_root(monkeypatch, tmp_path, capsys,
     argv = ["hub", "--data", str(tmp_path), "--gpus", "none", "--allow-root", "--print-config"]
     assert main(argv) == 0
     assert "every hub user is root" in capsys.readouterr().err
+
+
+def test_folders_on_the_way_to_packages_only_need_entering(second_account, locked):
+    """A locked parent of the packages folder needs o+x, not o+rx (reading it is not needed);
+    the packages folder itself, when unreadable, needs o+rx."""
+    site = locked / "env" / "site-packages"
+    site.mkdir(parents=True)
+    need = Need(str(site), "the environment's packages", "python", read=True)
+    (problem,) = account_problems(second_account, [need])
+    assert problem.blocked == str(locked) and problem.message.endswith(f"`chmod o+x {locked}`")
+    locked.chmod(0o711)
+    site.chmod(0o700)
+    (problem,) = account_problems(second_account, [need])
+    assert problem.blocked == str(site) and problem.message.endswith(f"`chmod o+rx {site}`")
