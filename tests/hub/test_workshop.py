@@ -56,7 +56,15 @@ def test_workshop_with_a_second_account(make_hub, second_account, reachable_base
         assert main(check) == 2
         err = capsys.readouterr().err
         assert all(f"chmod o+x {f}`" in err for f in blocked), err
-    with let_through(blocked):
+    with contextlib.ExitStack() as granted:
+        # The check names the first locked folder on each way; a clone under a locked folder
+        # (mktemp -d) has two on the way to /root/.pyenv: let them through one round at a time.
+        for _ in range(5):
+            granted.enter_context(let_through(blocked))
+            needs = hub_needs(settings.data, server_cmd(settings))
+            blocked = [p.blocked for p in account_problems(second_account, needs)]
+            if not blocked:
+                break
         assert main(check) == 0, capsys.readouterr().err
         # a hardened root (umask 077): what the hub creates must still let the account in
         old_umask = os.umask(0o077)
