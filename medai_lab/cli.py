@@ -11,35 +11,6 @@ from medai_lab import __version__
 from medai_lab.errors import MedaiError
 
 
-def _cmd_convert(args: argparse.Namespace) -> int:
-    from medai_lab.io import convert_dicom_to_nifti
-
-    vol = convert_dicom_to_nifti(
-        args.dicom_dir,
-        args.out,
-        series=args.series,
-        allow_gaps=args.allow_gaps,
-        allow_single_slice=args.allow_single_slice,
-        overwrite=args.overwrite,
-        workers=args.workers,
-        labels=not args.no_labels,
-    )
-    print(f"wrote {args.out}: {vol}")
-    if vol.meta.get("labels_written"):
-        print(f"wrote {vol.meta['labels_written']}: {vol.meta['label_summary']}")
-    for warning in vol.meta.get("warnings", []):
-        print(f"note: {warning}")
-    return 0
-
-
-def _cmd_info(args: argparse.Namespace) -> int:
-    from medai_lab.io import discover_series
-
-    report = discover_series(args.path, workers=args.workers)
-    print(report.describe())
-    return 0
-
-
 def _cmd_phantom(args: argparse.Namespace) -> int:
     from medai_lab.datasets.phantom import write_phantom_dataset
 
@@ -82,6 +53,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 _COMMAND_MODULES = (
+    "medai_lab.io.command",
     "medai_lab.deid.command",
     "medai_lab.io.labels_command",
     "medai_lab.tasks.cohort_command",
@@ -99,26 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"medai-lab {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("convert", help="convert a DICOM series to NIfTI")
-    p.add_argument("dicom_dir", help="folder (searched recursively) or file")
-    p.add_argument("out", help="output .nii or .nii.gz")
-    p.add_argument("--series", help="series index or SeriesInstanceUID when there are several")
-    p.add_argument("--allow-gaps", action="store_true", help="fill missing slices with blanks")
-    p.add_argument("--allow-single-slice", action="store_true", help="write a one-slice NIfTI")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--workers", type=int, default=None, help="reader threads")
-    p.add_argument(
-        "--no-labels",
-        action="store_true",
-        help="do not write the RTSTRUCT/SEG label map of the series (default: OUT_labels.nii.gz)",
-    )
-    p.set_defaults(func=_cmd_convert)
-
-    p = sub.add_parser("info", help="list the DICOM series in a folder (headers only)")
-    p.add_argument("path")
-    p.add_argument("--workers", type=int, default=None)
-    p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("phantom", help="write seeded CT-like phantoms in MSD layout")
     p.add_argument("out_dir")
