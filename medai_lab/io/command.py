@@ -21,8 +21,18 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         workers=args.workers,
         labels=not args.no_labels,
+        split=args.split,
+        sidecar=not args.no_sidecar,
+        philips_scaling=args.philips_scaling,
+        suv=args.suv,
     )
-    print(f"wrote {args.out}: {vol}")
+    for path in vol.meta.get("written", []):
+        if path.endswith((".nii", ".nii.gz")):
+            print(f"wrote {path}")
+    print(f"image: {vol}")
+    if vol.axis4:
+        axis = vol.axis4
+        print(f"4th axis: {axis['name']} x {axis['size']} ({axis['attribute']} {axis['unit']})")
     if vol.meta.get("labels_written"):
         print(f"wrote {vol.meta['labels_written']}: {vol.meta['label_summary']}")
     for warning in vol.meta.get("warnings", []):
@@ -53,6 +63,24 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="do not write the RTSTRUCT/SEG label map of the series (default: OUT_labels.nii.gz)",
     )
+    p.add_argument(
+        "--split",
+        choices=["echo", "phase", "time", "diffusion", "component"],
+        help="write one 3-D NIfTI per volume of a 4-D series (OUT_<split>-<n>.nii.gz)",
+    )
+    p.add_argument(
+        "--philips-scaling",
+        choices=["float", "display"],
+        default="float",
+        help="Philips MR: 'float' (default, as dcm2niix) divides by the private scale slope; "
+        "'display' keeps the standard rescale (what viewers show)",
+    )
+    p.add_argument(
+        "--suv",
+        choices=["bw", "lbm", "bsa"],
+        help="PET: write SUV (body weight, lean body mass or body surface area), decay corrected",
+    )
+    p.add_argument("--no-sidecar", action="store_true", help="do not write the JSON sidecar")
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("info", help="list the DICOM series in a folder (headers only)")

@@ -44,15 +44,43 @@ class SeriesInfo:
     def size(self) -> tuple[int, int]:
         return self.headers[0].columns, self.headers[0].rows
 
+    def fourth_axis(self) -> str:
+        """The 4th axis from headers alone: '' for 3-D, else name, size and values (one line)."""
+        from medai_lab.io.fourd import group_volumes
+        from medai_lab.io.geometry import all_frames, slice_normal
+
+        refs = all_frames(self.headers)
+        try:
+            found = group_volumes(refs, slice_normal(refs[0].geometry.iop))  # type: ignore[union-attr]
+        except DicomError as exc:
+            return f"slices share positions: {exc}"
+        if found is None:
+            return ""
+        axis = found[0].describe()
+        shown = [_short(v) for v in axis["values"][:8]]
+        more = ", ..." if axis["size"] > 8 else ""
+        unit = f" {axis['unit']}" if axis["unit"] else ""
+        return (
+            f"4-D: {axis['size']} x {axis['name']} ({axis['attribute']}{unit}: "
+            f"{', '.join(shown)}{more})"
+        )
+
     def summary(self) -> str:
         """One line, without identifiers."""
         cols, rows = self.size
         desc = f" '{self.description}'" if self.description else ""
         derived = " (no SeriesInstanceUID; grouped by geometry)" if self.derived_uid else ""
+        axis = self.fourth_axis()
         return (
             f"{self.modality or '??'} {cols}x{rows}, {self.n_frames} slice(s) in "
-            f"{self.n_files} file(s){desc}{derived}"
+            f"{self.n_files} file(s){desc}{derived}{'; ' + axis if axis else ''}"
         )
+
+
+def _short(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 @dataclass

@@ -24,22 +24,34 @@ _PIXEL_DATA = 0x7FE00010
 _FLOAT_PIXELS = {0x7FE00008, 0x7FE00009}
 _ENHANCED = {0x52009229, 0x52009230}  # shared / per-frame functional groups
 
-# tag -> (keyword, kind); kinds: s = text, u = unsigned short, f = decimal strings
+# tag -> (keyword, kind); kinds: s = text, u = unsigned short, f = decimal strings,
+# d = binary doubles (FD)
 _WANTED: dict[int, tuple[str, str]] = {
     0x00080008: ("ImageType", "s"),
     0x00080016: ("SOPClassUID", "s"),
+    0x00080032: ("AcquisitionTime", "s"),
     0x00080060: ("Modality", "s"),
     0x00080070: ("Manufacturer", "s"),
     0x0008103E: ("SeriesDescription", "s"),
     0x00180050: ("SliceThickness", "f"),
+    0x00180080: ("RepetitionTime", "f"),
+    0x00180081: ("EchoTime", "f"),
+    0x00180086: ("EchoNumbers", "f"),
+    0x00180087: ("MagneticFieldStrength", "f"),
     0x00180088: ("SpacingBetweenSlices", "f"),
+    0x00181060: ("TriggerTime", "f"),
+    0x00181314: ("FlipAngle", "f"),
+    0x00189087: ("DiffusionBValue", "d"),
+    0x00189089: ("DiffusionGradientOrientation", "d"),
     0x0020000D: ("StudyInstanceUID", "s"),
     0x0020000E: ("SeriesInstanceUID", "s"),
     0x00200011: ("SeriesNumber", "s"),
     0x00200012: ("AcquisitionNumber", "s"),
+    0x00200013: ("InstanceNumber", "f"),
     0x00200032: ("ImagePositionPatient", "f"),
     0x00200037: ("ImageOrientationPatient", "f"),
     0x00200052: ("FrameOfReferenceUID", "s"),
+    0x00200100: ("TemporalPositionIdentifier", "f"),
     0x00280002: ("SamplesPerPixel", "u"),
     0x00280004: ("PhotometricInterpretation", "s"),
     0x00280008: ("NumberOfFrames", "s"),
@@ -143,6 +155,10 @@ def _value(raw: bytes, kind: str) -> object:
         if len(raw) != 2:
             raise _Bail
         return struct.unpack("<H", raw)[0]
+    if kind == "d":
+        if len(raw) % 8:
+            raise _Bail
+        return np.frombuffer(raw, dtype="<f8").astype(np.float64)
     text = raw.rstrip(b"\x00 ").decode("latin-1").strip()
     if kind == "f":
         if not text:

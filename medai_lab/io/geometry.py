@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from medai_lab.errors import SeriesGeometryError
-from medai_lab.io.headers import FrameGeometry, ImageHeader
+from medai_lab.io.frameinfo import FrameGeometry
+from medai_lab.io.headers import ImageHeader
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _ORIENT_TOL = 1e-4  # cosine difference tolerated between slices of one stack
@@ -46,7 +47,22 @@ def stack_geometry(headers: list[ImageHeader], *, allow_gaps: bool = False) -> S
         Mixed orientation/size/pixel spacing, duplicate positions, missing slices (unless
         ``allow_gaps``), irregular spacing, or a single slice with no thickness.
     """
-    refs = [FrameRef(h, i, g) for h in headers for i, g in enumerate(h.frames)]
+    return stack_refs(all_frames(headers), allow_gaps=allow_gaps)
+
+
+def all_frames(headers: list[ImageHeader]) -> list[FrameRef]:
+    """One :class:`FrameRef` per frame of ``headers``, in file order."""
+    return [FrameRef(h, i, g) for h in headers for i, g in enumerate(h.frames)]
+
+
+def slice_normal(iop: np.ndarray) -> np.ndarray:
+    """Unit normal of the slices (row cosines x column cosines)."""
+    return np.cross(_unit(iop[:3]), _unit(iop[3:]))
+
+
+def stack_refs(refs: list[FrameRef], *, allow_gaps: bool = False) -> StackGeometry:
+    """:func:`stack_geometry` for given frames (one volume of a 4-D series, say)."""
+    headers = list({id(r.header): r.header for r in refs if r.header is not None}.values())
     first = refs[0].geometry
     assert first is not None
     sizes = {(h.rows, h.columns) for h in headers}

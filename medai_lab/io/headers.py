@@ -9,7 +9,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+from medai_lab.io.dims import classic_dims
+from medai_lab.io.frameinfo import FrameGeometry, NotAnImage, opt_float
+from medai_lab.io.multiframe import frame_geometries, siemens_mosaic
+
+__all__ = ["RAW_SYNTAXES", "FrameGeometry", "ImageHeader", "NotAnImage", "read_header"]
 
 # Uncompressed syntaxes whose pixel bytes we read straight from the file at a known offset.
 RAW_SYNTAXES = {
@@ -19,17 +23,6 @@ RAW_SYNTAXES = {
 }
 _PIXEL_DATA = 0x7FE00010
 _DEFER = 512  # bytes: larger values (pixel data, CSA headers) are skipped, not read
-
-
-@dataclass
-class FrameGeometry:
-    """Where one 2-D frame lies: position of its first voxel and its rescale (per frame)."""
-
-    ipp: np.ndarray  # ImagePositionPatient (LPS mm)
-    iop: np.ndarray  # ImageOrientationPatient, 6 cosines
-    spacing: tuple[float, float]  # (row spacing, column spacing) as in PixelSpacing
-    slope: float = 1.0
-    intercept: float = 0.0
 
 
 @dataclass
@@ -96,19 +89,6 @@ class ImageHeader:
         return rows * cols * frames * self.samples * self.bits_allocated // 8
 
 
-class NotAnImage(Exception):
-    """A file that cannot join a volume, with a short reason.
-
-    ``corrupt`` marks files that look like DICOM but are damaged: a series folder holding one
-    is probably incomplete, so loaders refuse it instead of quietly skipping a slice.
-    """
-
-    def __init__(self, reason: str, *, corrupt: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.corrupt = corrupt
-
-
 def read_header(path: Path) -> ImageHeader:
     """Parse ``path`` without reading its pixel data.
 
@@ -163,23 +143,6 @@ def _text(ds: object, keyword: str) -> str:
     return "" if value is None else str(value).strip()
 
 
-def _floats(value: object, n: int) -> np.ndarray | None:
-    if value is None:
-        return None
-    try:
-        arr = np.array([float(v) for v in value], dtype=np.float64)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        return None
-    return arr if arr.shape == (n,) and np.all(np.isfinite(arr)) else None
-
-
-def _opt_float(value: object) -> float | None:
-    try:
-        return None if value in (None, "") else float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-
-
 def _extract(path: Path, ds: object) -> ImageHeader:
     meta = getattr(ds, "file_meta", None)
     syntax = str(getattr(meta, "TransferSyntaxUID", "") or "1.2.840.10008.1.2")
@@ -217,12 +180,10 @@ def _extract(path: Path, ds: object) -> ImageHeader:
         bits_stored=int(getattr(ds, "BitsStored", 0) or getattr(ds, "BitsAllocated", 16) or 16),
         signed=int(getattr(ds, "PixelRepresentation", 0) or 0) == 1,
         float_pixels=_PIXEL_DATA not in ds,  # type: ignore[operator]
-        slice_thickness=_opt_float(getattr(ds, "SliceThickness", None)),
-        spacing_between_slices=_opt_float(getattr(ds, "SpacingBetweenSlices", None)),
+        slice_thickness=opt_float(getattr(ds, "SliceThickness", None)),
+        spacing_between_slices=opt_float(getattr(ds, "SpacingBetweenSlices", None)),
         manufacturer=_text(ds, "Manufacturer"),
     )
-    from medai_lab.io.multiframe import frame_geometries, siemens_mosaic
-
     header.frames = frame_geometries(ds, header)
     siemens_mosaic(ds, header)
     if syntax in RAW_SYNTAXES:
@@ -295,6 +256,7 @@ def _from_fast(path: Path) -> ImageHeader | None:
                 (float(ps[0]), float(ps[1])),  # type: ignore[index]
                 float(slope[0]) if slope is not None and len(slope) else 1.0,  # type: ignore[arg-type]
                 float(inter[0]) if inter is not None and len(inter) else 0.0,  # type: ignore[arg-type]
+                classic_dims(f),
             )
         ],
         slice_thickness=float(thick[0]) if thick is not None and len(thick) else None,  # type: ignore[arg-type]

@@ -91,7 +91,7 @@ def _references(path: Path, kind: str) -> Mapping[str, Any]:
         from medai_lab.io.rtstruct import rtstruct_references
 
         return rtstruct_references(path)
-    from medai_lab.io.seg import seg_references
+    from medai_lab.io.seg_read import seg_references
 
     return seg_references(path)
 
@@ -116,7 +116,7 @@ def read_labels(
         from medai_lab.io.rtstruct import read_rtstruct
 
         return read_rtstruct(obj.path, reference, labels=labels, synonyms=synonyms, overlap=overlap)
-    from medai_lab.io.seg import read_seg
+    from medai_lab.io.seg_read import read_seg
 
     return read_seg(obj.path, reference, labels=labels, synonyms=synonyms, overlap=overlap)
 

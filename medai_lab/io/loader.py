@@ -7,10 +7,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from medai_lab.errors import DicomError
+from medai_lab.errors import DicomError, SeriesGeometryError
 from medai_lab.io.discovery import DiscoveryReport, SeriesInfo, discover_series
-from medai_lab.io.geometry import stack_geometry
+from medai_lab.io.fourd import FourthAxis, group_volumes
+from medai_lab.io.geometry import StackGeometry, all_frames, slice_normal, stack_refs
 from medai_lab.io.pixels import apply_rescale, read_frames
+from medai_lab.io.vendor import acquisition_facts, add_vendor_dims, vendor_scaling
 from medai_lab.io.volume import Volume
 
 Source = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
@@ -22,8 +24,14 @@ def load_series(
     series: int | str | None = None,
     allow_gaps: bool = False,
     workers: int | None = None,
+    philips_scaling: str = "float",
 ) -> Volume:
-    """Load one DICOM image series as a :class:`Volume`.
+    """Load one DICOM image series as a :class:`Volume` (3-D, or 4-D when slices share positions).
+
+    A series whose slices share positions (time points, cardiac phases, echoes, diffusion
+    volumes, repeated acquisitions) loads as a 4-D volume ``array[i, j, k, t]``; the varying
+    attribute and its values are in :attr:`Volume.axis4`, the attributes of each volume in
+    ``meta["volumes"]``.
 
     Parameters
     ----------
@@ -37,30 +45,43 @@ def load_series(
         Fill missing slices with blank slices (value = rescale intercept) instead of failing.
     workers
         Threads for reading headers and pixels (default: one per core, at most 4).
+    philips_scaling
+        Philips MR only: ``"float"`` (default, as dcm2niix's default ``-p y``) gives the
+        scanner's floating-point values, ``(stored * RescaleSlope + RescaleIntercept) /
+        (RescaleSlope * private ScaleSlope)``; ``"display"`` gives the standard rescale only
+        (what DICOM viewers show). Recorded in ``meta["scaling"]``.
 
     Raises
     ------
     DicomError
         With one line saying what is wrong: no series, several series, damaged files,
-        irregular geometry, undecodable pixel data.
+        irregular geometry, duplicate slices, incomplete 4-D volumes, undecodable pixel data.
     """
     info = (
         source
         if isinstance(source, SeriesInfo)
         else pick_series(discover_series(source, workers=workers), series)
     )
-    geom = stack_geometry(info.headers, allow_gaps=allow_gaps)
+    axis, geoms = stack_volumes(info, allow_gaps=allow_gaps)
     first = info.headers[0]
-    stored = read_frames(geom.frames, first.rows, first.columns, workers=workers)
-    slopes = np.array([r.geometry.slope if r.geometry else 1.0 for r in geom.frames])
-    inters = np.array([r.geometry.intercept if r.geometry else 0.0 for r in geom.frames])
-    if geom.missing:
+    frames = [r for g in geoms for r in g.frames]
+    stored = read_frames(frames, first.rows, first.columns, workers=workers)
+    slopes = np.array([r.geometry.slope if r.geometry else 1.0 for r in frames])
+    inters = np.array([r.geometry.intercept if r.geometry else 0.0 for r in frames])
+    nz = len(geoms[0].frames)
+    missing = [t * nz + k for t, g in enumerate(geoms) for k in g.missing]
+    if missing:
         # Blank slices take the series' own intercept, so they read as "nothing" (air in CT).
-        inters[geom.missing] = np.median(np.delete(inters, geom.missing))
-        slopes[geom.missing] = 1.0
+        inters[missing] = np.median(np.delete(inters, missing))
+        slopes[missing] = 1.0
+    scaling = vendor_scaling(info, frames, slopes, inters, philips=philips_scaling)
     values = apply_rescale(stored, slopes, inters)
-    # (k, row, col) in memory is (i, j, k) = (col, row, slice) transposed: a view, no copy.
-    array = values.transpose(2, 1, 0)
+    # (t, k, row, col) in memory is (i, j, k, t) = (col, row, slice, t) transposed: a view.
+    if axis is None:
+        array = values.transpose(2, 1, 0)
+    else:
+        array = values.reshape(len(geoms), nz, *values.shape[1:]).transpose(3, 2, 1, 0)
+    geom = geoms[0]
     meta = {
         "source": "dicom",
         "modality": first.modality,
@@ -76,10 +97,44 @@ def load_series(
         "bits_stored": first.bits_stored,
         "slice_step": geom.slice_step,
         "missing_slices": geom.missing,
-        "warnings": geom.warnings,
+        "warnings": list(geom.warnings),
         "description": f"MedAI Lab {first.modality}".strip(),
+        "acquisition": acquisition_facts(frames),
     }
+    if scaling:
+        meta["scaling"] = scaling
+    if axis is not None:
+        meta["axis4"] = axis.describe()
+        meta["volumes"] = axis.volumes
     return Volume(array, geom.affine, meta)
+
+
+def stack_volumes(
+    info: SeriesInfo, *, allow_gaps: bool = False
+) -> tuple[FourthAxis | None, list[StackGeometry]]:
+    """The 4th axis (``None`` for 3-D) and the ordered geometry of each volume.
+
+    Raises
+    ------
+    SeriesGeometryError
+        Irregular geometry, duplicates, incomplete volumes, or volumes on different grids.
+    """
+    refs = all_frames(info.headers)
+    assert refs[0].geometry is not None
+    normal = slice_normal(refs[0].geometry.iop)
+    grouped = group_volumes(refs, normal, more_dims=lambda: add_vendor_dims(info.headers))
+    if grouped is None:
+        return None, [stack_refs(refs, allow_gaps=allow_gaps)]
+    axis, volumes = grouped
+    geoms = [stack_refs(v, allow_gaps=allow_gaps) for v in volumes]
+    for t, g in enumerate(geoms[1:], start=1):
+        if len(g.frames) != len(geoms[0].frames) or not np.allclose(
+            g.affine, geoms[0].affine, atol=1e-3
+        ):
+            raise SeriesGeometryError(
+                f"volume {t} of the 4-D series ({axis.name}) lies on a different grid than volume 0"
+            )
+    return axis, geoms
 
 
 def pick_series(report: DiscoveryReport, series: int | str | None) -> SeriesInfo:

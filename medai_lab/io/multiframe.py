@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from medai_lab.io.headers import FrameGeometry, ImageHeader
+from medai_lab.io.dims import classic_dims, enhanced_dims
+from medai_lab.io.frameinfo import FrameGeometry, NotAnImage, floats, opt_float
+
+# ``header`` arguments are :class:`medai_lab.io.headers.ImageHeader`; not imported, because
+# headers imports this module (no loop, not even for type checking).
 
 
 def _first(seq_owner: Any, seq_keyword: str, keyword: str) -> Any:
@@ -23,7 +26,7 @@ def _lookup(per_frame: Any, shared: Any, seq_keyword: str, keyword: str) -> Any:
     return value if value is not None else _first(shared, seq_keyword, keyword)
 
 
-def frame_geometries(ds: Any, header: ImageHeader) -> list[FrameGeometry]:
+def frame_geometries(ds: Any, header: Any) -> list[FrameGeometry]:
     """Geometry and rescale of every frame in ``ds``.
 
     Raises
@@ -32,8 +35,6 @@ def frame_geometries(ds: Any, header: ImageHeader) -> list[FrameGeometry]:
         When position, orientation or pixel spacing is missing: without them a volume's
         geometry would be invented, not read.
     """
-    from medai_lab.io.headers import FrameGeometry, NotAnImage, _floats, _opt_float
-
     n = int(getattr(ds, "NumberOfFrames", 1) or 1)
     per_frame = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
     if per_frame is not None:
@@ -44,59 +45,61 @@ def frame_geometries(ds: Any, header: ImageHeader) -> list[FrameGeometry]:
                 "per-frame functional groups do not match NumberOfFrames", corrupt=True
             )
         frames = []
+        top = classic_dims(ds)
         for item in per_frame:
-            ipp = _floats(_lookup(item, shared, "PlanePositionSequence", "ImagePositionPatient"), 3)
-            iop = _floats(
+            ipp = floats(_lookup(item, shared, "PlanePositionSequence", "ImagePositionPatient"), 3)
+            iop = floats(
                 _lookup(item, shared, "PlaneOrientationSequence", "ImageOrientationPatient"), 6
             )
-            ps = _floats(_lookup(item, shared, "PixelMeasuresSequence", "PixelSpacing"), 2)
+            ps = floats(_lookup(item, shared, "PixelMeasuresSequence", "PixelSpacing"), 2)
             if ipp is None or iop is None or ps is None:
                 raise NotAnImage("no plane position/orientation/pixel spacing in a frame")
             if header.slice_thickness is None:
-                header.slice_thickness = _opt_float(
+                header.slice_thickness = opt_float(
                     _lookup(item, shared, "PixelMeasuresSequence", "SliceThickness")
                 )
-            slope = _opt_float(
+            slope = opt_float(
                 _lookup(item, shared, "PixelValueTransformationSequence", "RescaleSlope")
             )
-            inter = _opt_float(
+            inter = opt_float(
                 _lookup(item, shared, "PixelValueTransformationSequence", "RescaleIntercept")
             )
-            frames.append(FrameGeometry(ipp, iop, (ps[0], ps[1]), slope or 1.0, inter or 0.0))
+            dims = top | enhanced_dims(item, shared)
+            frames.append(FrameGeometry(ipp, iop, (ps[0], ps[1]), slope or 1.0, inter or 0.0, dims))
         return frames
 
-    ipp = _floats(getattr(ds, "ImagePositionPatient", None), 3)
-    iop = _floats(getattr(ds, "ImageOrientationPatient", None), 6)
-    ps = _floats(getattr(ds, "PixelSpacing", None), 2)
+    ipp = floats(getattr(ds, "ImagePositionPatient", None), 3)
+    iop = floats(getattr(ds, "ImageOrientationPatient", None), 6)
+    ps = floats(getattr(ds, "PixelSpacing", None), 2)
     if ipp is None or iop is None:
         raise NotAnImage("no ImagePositionPatient/ImageOrientationPatient (not a cross-section)")
     if ps is None:
         raise NotAnImage("no PixelSpacing")
-    slope = _opt_float(getattr(ds, "RescaleSlope", None))
-    inter = _opt_float(getattr(ds, "RescaleIntercept", None))
+    slope = opt_float(getattr(ds, "RescaleSlope", None))
+    inter = opt_float(getattr(ds, "RescaleIntercept", None))
     slope = 1.0 if slope is None else slope
     inter = 0.0 if inter is None else inter
+    dims = classic_dims(ds)
     if n == 1:
-        return [FrameGeometry(ipp, iop, (ps[0], ps[1]), slope, inter)]
+        return [FrameGeometry(ipp, iop, (ps[0], ps[1]), slope, inter, dims)]
     # Legacy multi-frame: frames stacked along the normal, one slice spacing apart.
     step = header.spacing_between_slices or header.slice_thickness
     if not step:
         raise NotAnImage("multi-frame image without SpacingBetweenSlices/SliceThickness")
     normal = np.cross(iop[:3], iop[3:])
     return [
-        FrameGeometry(ipp + k * step * normal, iop, (ps[0], ps[1]), slope, inter) for k in range(n)
+        FrameGeometry(ipp + k * step * normal, iop, (ps[0], ps[1]), slope, inter, dict(dims))
+        for k in range(n)
     ]
 
 
-def siemens_mosaic(ds: Any, header: ImageHeader) -> None:
+def siemens_mosaic(ds: Any, header: Any) -> None:
     """Turn a Siemens mosaic (many slices tiled in one image) into one frame per tile.
 
     The stored ImagePositionPatient is the corner of the whole mosaic; each tile's true
     position is shifted by half the size difference, and tiles stack along the CSA
     SliceNormalVector (whose sign sets the slice order, so it is not taken from the cosines).
     """
-    from medai_lab.io.headers import FrameGeometry, NotAnImage
-
     image_type = [str(v).upper() for v in (getattr(ds, "ImageType", None) or [])]
     if "MOSAIC" not in image_type or "SIEMENS" not in header.manufacturer.upper():
         return
@@ -136,7 +139,12 @@ def siemens_mosaic(ds: Any, header: ImageHeader) -> None:
     header.rows, header.columns, header.mosaic_tiles = rows, cols, tiles
     header.frames = [
         FrameGeometry(
-            corner + k * step * normal, frame.iop, frame.spacing, frame.slope, frame.intercept
+            corner + k * step * normal,
+            frame.iop,
+            frame.spacing,
+            frame.slope,
+            frame.intercept,
+            dict(frame.dims),
         )
         for k in range(n)
     ]

@@ -32,6 +32,9 @@ def save_nifti(volume: Volume, path: str | os.PathLike[str], *, compresslevel: i
     img.header.set_xyzt_units("mm", "sec")
     img.set_qform(volume.affine, code=1)
     img.set_sform(volume.affine, code=1)
+    tr = (volume.meta.get("acquisition") or {}).get("repetition_time")
+    if arr.ndim == 4 and tr:
+        img.header["pixdim"][4] = float(tr) / 1000.0  # seconds per volume, as dcm2niix writes
     descrip = volume.meta.get("description")
     if descrip:
         img.header["descrip"] = str(descrip)[:79].encode("ascii", "replace")
@@ -60,7 +63,7 @@ def _nifti_bytes(img: object) -> memoryview:
 
 
 def load_nifti(path: str | os.PathLike[str]) -> Volume:
-    """Read a NIfTI file as a :class:`Volume` (scaling applied; ints stay ints when unscaled)."""
+    """Read a NIfTI file as a :class:`Volume` (3-D or 4-D; scaling applied; ints stay ints)."""
     import nibabel as nib
 
     p = Path(path)
@@ -70,16 +73,14 @@ def load_nifti(path: str | os.PathLike[str]) -> Volume:
         img = nib.load(str(p))
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise MedaiError(f"cannot read NIfTI {p.name}: {exc}") from exc
-    if len(img.shape) != 3:
-        if len(img.shape) == 4 and img.shape[3] == 1:
-            pass
-        else:
-            raise MedaiError(f"{p.name} is {len(img.shape)}-D; Volume holds 3-D images")
+    if len(img.shape) not in (3, 4) or (len(img.shape) == 4 and 0 in img.shape):
+        raise MedaiError(f"{p.name} is {len(img.shape)}-D; Volume holds 3-D or 4-D images")
     slope, inter = img.dataobj.slope, img.dataobj.inter
     unscaled = (slope in (1.0, None) or np.isnan(slope)) and (
         inter in (0.0, None) or np.isnan(inter)
     )
     arr = np.asanyarray(img.dataobj) if unscaled else img.get_fdata(dtype=np.float32)
-    arr = arr.reshape(arr.shape[:3])
+    if arr.ndim == 4 and arr.shape[3] == 1:
+        arr = arr.reshape(arr.shape[:3])  # a 3-D image stored with a unit 4th axis
     affine = img.affine if img.affine is not None else np.eye(4)
     return Volume(np.asarray(arr), affine, {"source": "nifti"})

@@ -10,13 +10,15 @@ import numpy as np
 
 @dataclass(eq=False)
 class Volume:
-    """A 3-D image on a regular grid.
+    """A 3-D image on a regular grid, or a series of them on one grid (4-D).
 
     Parameters
     ----------
     array
         Voxel values in x-y-z order (``array[i, j, k]``; i runs along DICOM columns, j along
-        rows, k across slices), as NIfTI stores them.
+        rows, k across slices), as NIfTI stores them. A 4-D series adds a 4th axis
+        (``array[i, j, k, t]``: time points, cardiac phases, echoes, diffusion volumes ...),
+        described by ``meta["axis4"]`` (see :attr:`axis4`).
     affine
         4x4 matrix from voxel index ``(i, j, k, 1)`` to RAS+ world millimetres (NIfTI convention).
     meta
@@ -31,12 +33,43 @@ class Volume:
         self.affine = np.asarray(self.affine, dtype=np.float64)
         if self.affine.shape != (4, 4):
             raise ValueError(f"affine must be 4x4, got {self.affine.shape}")
-        if self.array.ndim != 3:
-            raise ValueError(f"Volume arrays are 3-D (x, y, z), got shape {self.array.shape}")
+        if self.array.ndim not in (3, 4):
+            raise ValueError(
+                f"Volume arrays are 3-D (x, y, z) or 4-D (x, y, z, t), got shape {self.array.shape}"
+            )
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(int(n) for n in self.array.shape)  # type: ignore[return-value]
+    def shape(self) -> tuple[int, ...]:
+        """(x, y, z) or, for a 4-D series, (x, y, z, t)."""
+        return tuple(int(n) for n in self.array.shape)
+
+    @property
+    def n_volumes(self) -> int:
+        """Length of the 4th axis (1 for a 3-D image)."""
+        return int(self.array.shape[3]) if self.array.ndim == 4 else 1
+
+    @property
+    def axis4(self) -> dict[str, Any] | None:
+        """What the 4th axis is, or ``None`` for a 3-D image.
+
+        ``name`` (``time``, ``phase``, ``echo``, ``diffusion``, ``component``, ``dimension``
+        or two joined by ``+``), ``attribute`` and ``unit`` of ``values`` (one per volume:
+        times in s from the first, trigger times or echo times in ms, b-values in s/mm2),
+        ``size``; diffusion adds ``gradients_lps`` (unit vectors in the DICOM patient frame).
+        """
+        return self.meta.get("axis4") if self.array.ndim == 4 else None
+
+    def volume(self, t: int) -> Volume:
+        """Volume ``t`` of a 4-D series as a 3-D :class:`Volume` (a view, same affine)."""
+        if self.array.ndim == 3:
+            if t != 0:
+                raise IndexError("a 3-D image has only volume 0")
+            return self
+        meta = {k: v for k, v in self.meta.items() if k != "axis4"}
+        meta["volume_index"] = t
+        if self.axis4 and "volumes" in self.meta:
+            meta["volume_attributes"] = self.meta["volumes"][t]
+        return Volume(self.array[..., t], self.affine, meta)
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -67,7 +100,7 @@ class Volume:
     def to_ras(self) -> Volume:
         """The same image with axes permuted/flipped to the closest RAS+ orientation (a view)."""
         perm, flips = ras_reorder(self.affine)
-        arr = np.transpose(self.array, perm)
+        arr = np.transpose(self.array, [*perm, 3] if self.array.ndim == 4 else perm)
         aff = self.affine[:, [*perm, 3]].copy()
         for ax, flip in enumerate(flips):
             if flip:
@@ -79,8 +112,11 @@ class Volume:
 
     def __repr__(self) -> str:
         sp = ", ".join(f"{s:.3g}" for s in self.spacing)
+        extra = ""
+        if self.axis4:
+            extra = f", 4th axis={self.axis4.get('name')}"
         return (
-            f"Volume(shape={self.shape}, dtype={self.array.dtype}, spacing=({sp}) mm, "
+            f"Volume(shape={self.shape}{extra}, dtype={self.array.dtype}, spacing=({sp}) mm, "
             f"orientation={self.orientation})"
         )
 
