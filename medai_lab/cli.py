@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from medai_lab import __version__
+from medai_lab import __version__, catalogue
 from medai_lab.errors import MedaiError
 
 
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("phantom", help="write seeded CT-like phantoms in MSD layout")
     p.add_argument("out_dir")
-    p.add_argument("--task", choices=["lung", "liver", "heart"], required=True)
+    p.add_argument("--task", choices=catalogue.names(), required=True)
     p.add_argument("--cases", type=int, default=4)
     p.add_argument("--format", choices=["nifti", "dicom"], default="nifti")
     p.add_argument("--seed", type=int, default=0)

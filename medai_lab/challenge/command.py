@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from medai_lab import catalogue
 from medai_lab.challenge.errors import ChallengeError
 
 
@@ -17,7 +18,7 @@ def add_parser(sub: Any) -> None:
     p = cmds.add_parser("create", help="make a challenge folder from a spec or data folders")
     p.add_argument("dir", help="new challenge folder (database, submissions, results)")
     p.add_argument("--spec", help="challenge YAML (see docs/challenge.md)")
-    p.add_argument("--task", choices=["lung", "liver", "heart"], help="without --spec")
+    p.add_argument("--task", choices=catalogue.names(), help="without --spec")
     p.add_argument("--validation", help="without --spec: MSD folder of the visible phase")
     p.add_argument("--test", help="without --spec: MSD folder of the hidden phase")
     p.add_argument("--name", help="without --spec: challenge name")

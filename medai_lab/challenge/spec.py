@@ -39,17 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medai_lab import catalogue
 from medai_lab.challenge.errors import SpecError
+from medai_lab.errors import MedaiError
 
-TASKS = ("lung", "liver", "heart")
 FORMATS = ("torchscript", "onnx", "python", "predictions")
 MODEL_FORMATS = ("torchscript", "onnx", "python")
 METRIC_ORDER = {"dice": "desc", "hd95": "asc", "nsd": "desc"}
-TASK_LABELS = {
-    "lung": {1: "lung", 2: "nodule"},
-    "liver": {1: "liver", 2: "tumour"},
-    "heart": {1: "heart", 2: "left_atrium"},
-}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _TOP = ("name", "title", "task", "labels", "metrics", "limits", "phases")
 _METRICS = ("nsd_tolerance_mm", "ranking", "bootstrap")
@@ -190,8 +186,8 @@ def parse_spec(raw: Any, base: str | os.PathLike[str] = ".") -> Spec:
             f"name must be 1-64 lower-case letters, digits, '.', '_' or '-', got {name!r}"
         )
     task = _require(top, "task", "")
-    if task not in TASKS:
-        raise SpecError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    if not isinstance(task, str) or catalogue.find(task) is None:
+        raise SpecError(f"task must be one of {', '.join(catalogue.names())}, got {task!r}")
     labels = _labels(top.get("labels"), task)
     limits = _limits(top.get("limits"))
     metrics = _mapping(top.get("metrics") or {}, "metrics")
@@ -270,10 +266,14 @@ def _check_cases(images: Path, labels: Path, where: str) -> None:
 
 
 def _labels(raw: Any, task: str) -> dict[int, str]:
+    try:
+        known = catalogue.get(task).label_map()
+    except MedaiError as exc:
+        raise SpecError(str(exc)) from None
     if raw is None:
-        return dict(TASK_LABELS[task])
+        return known
     if isinstance(raw, list):
-        raw = {v: TASK_LABELS[task].get(int(v), f"label_{v}") for v in raw}
+        raw = {v: known.get(int(v), f"label_{v}") for v in raw}
     labels = _mapping(raw, "labels")
     out: dict[int, str] = {}
     for key, value in labels.items():

@@ -170,22 +170,20 @@ def _model(src: Path, fmt: str, spec: Spec) -> Candidate:
 
 
 def _check_contract(meta: dict, name: str, spec: Spec) -> None:
-    def triple(key: str) -> bool:
-        v = meta.get(key)
-        return (
-            isinstance(v, list)
-            and len(v) == 3
-            and all(isinstance(x, int | float) and not isinstance(x, bool) and x > 0 for x in v)
-        )
+    """The sidecar must hold a valid model contract that predicts every label of the spec."""
+    from medai_lab.contract import ModelContract
+    from medai_lab.errors import MedaiError
 
     for key in ("patch_size", "spacing"):
-        if not triple(key):
+        v = meta.get(key)
+        if not isinstance(v, list) or len(v) != 3:
             raise ChallengeError(f"{name}: {key} must be three positive numbers")
-    labels = meta.get("labels")
-    if not isinstance(labels, dict):
-        raise ChallengeError(f"{name}: labels must map label values to names")
-    have = {str(k) for k in labels}
-    lacking = [str(v) for v in spec.labels if str(v) not in have]
+    try:
+        contract = ModelContract.from_dict(meta)
+    except MedaiError as exc:
+        raise ChallengeError(f"{name}: {exc}") from None
+    have = contract.label_map()
+    lacking = [str(v) for v in spec.labels if int(v) not in have]
     if lacking:
         raise ChallengeError(f"{name}: the model does not predict label(s) {', '.join(lacking)}")
 

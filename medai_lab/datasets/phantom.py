@@ -1,4 +1,8 @@
-"""Seeded, offline CT-like phantoms for lung, liver and heart segmentation.
+"""Seeded, offline CT-like phantoms for the catalogue's tasks (lung, liver, heart, ...).
+
+A task's ``phantom`` recipe (see :mod:`medai_lab.catalogue`) names the scene drawn and which
+drawn structure each of its labels is, so a new task needs no code when a scene already draws
+its organ (e.g. the spleen in the ``liver`` scene).
 
 Each case is drawn in world millimetres (RAS+: +x patient right, +y anterior, +z superior) from
 simple shapes, then blurred a little (scanner PSF) and given Gaussian noise. The array is stored
@@ -15,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from medai_lab import catalogue
 from medai_lab.atomic import atomic_dir
+from medai_lab.datasets.phantom_recipe import SCENES, STRUCTURES, phantom_recipe
 from medai_lab.datasets.phantom_shapes import (
     Scene,
     blur3,
@@ -29,12 +35,6 @@ from medai_lab.datasets.phantom_shapes import (
 from medai_lab.errors import MedaiError
 from medai_lab.io.volume import Volume
 
-TASKS: tuple[str, ...] = ("lung", "liver", "heart")
-LABELS: dict[str, dict[int, str]] = {
-    "lung": {0: "background", 1: "lung", 2: "nodule"},
-    "liver": {0: "background", 1: "liver", 2: "tumour"},
-    "heart": {0: "background", 1: "heart", 2: "left_atrium"},
-}
 _HU_RANGE = (-1024, 3071)  # 12-bit CT range: fits DICOM storage with intercept -1024
 _FORMATS = ("nifti", "dicom")
 
@@ -47,7 +47,7 @@ def phantom_affine(shape: tuple[int, int, int], spacing: tuple[float, float, flo
     return affine
 
 
-def _heart(s: Scene, zc: float, contrast: bool, labelled: bool) -> None:
+def _heart(s: Scene, zc: float, contrast: bool) -> None:
     """Heart: myocardium, four chambers (left atrium posterior) and the great vessels."""
     g, rng = s.g, s.rng
     a = rng.uniform(0.5, 0.58) * s.Ac
@@ -70,7 +70,7 @@ def _heart(s: Scene, zc: float, contrast: bool, labelled: bool) -> None:
     free = ~s.occupied & s.above & s.cavity
     s.paint(((env < 1.12) | (la < 1.35)) & free, -90, tex=6, solid=True)  # epicardial fat
     heart = ((env < 1) | (la < 1.2)) & free
-    lab = int(labelled)
+    lab = STRUCTURES["heart"]
     s.paint(heart, rng.uniform(40, 50), tex=5, label=lab, solid=True)  # myocardium
     inner = heart & (env < 0.9)  # chambers keep a wall
     left, right = (rng.uniform(280, 320), rng.uniform(220, 260)) if contrast else (40.0, 40.0)
@@ -78,7 +78,7 @@ def _heart(s: Scene, zc: float, contrast: bool, labelled: bool) -> None:
     s.paint((rv < 1) & inner & (lv > 1.25), right, tex=8, label=lab)  # septum between
     s.paint((ra < 1) & inner & (lv > 1.2) & (rv > 1.15), right, tex=8, label=lab)
     la_pool = (la < 1) & heart & (lv > 1.2) & (ra > 1.15)
-    s.paint(la_pool, left - 10, tex=8, label=2 * lab)
+    s.paint(la_pool, left - 10, tex=8, label=STRUCTURES["left_atrium"])
     top = c[2] + 0.6 * radii[2]
     # Ascending aorta, pulmonary trunk and superior vena cava rising from the base.
     for dx, dy, rad, hu in (
@@ -90,7 +90,7 @@ def _heart(s: Scene, zc: float, contrast: bool, labelled: bool) -> None:
         s.paint(vessel & ~s.occupied & s.cavity, hu, tex=6, solid=True)
 
 
-def _lungs(s: Scene, zc: float, rz: float, vessel_hu: float, task: str) -> None:
+def _lungs(s: Scene, zc: float, rz: float, vessel_hu: float, nodules: bool) -> None:
     """Two lobulated lungs above the diaphragm with vessels; nodules for the lung task."""
     g, rng = s.g, s.rng
     rho = np.full(s.img.shape, np.inf, dtype=np.float32)
@@ -101,21 +101,22 @@ def _lungs(s: Scene, zc: float, rz: float, vessel_hu: float, task: str) -> None:
         np.minimum(rho, field, out=rho)
     above = g.pz > s.zd + max(2.0, s.spacing[2])  # leave the diaphragm muscle
     lung = (rho < 1) & s.cavity & above & ~s.occupied
-    lab = int(task == "lung")
+    lab = STRUCTURES["lung"]
     # Parenchyma is denser toward the back (gravity-dependent), with slow texture.
     hu = rng.uniform(-880, -830) + 25 * s.coarse + 50 * np.clip(-g.py / s.Bc, 0, 1)
     s.paint(lung, hu, tex=12, label=lab)
     t = 0.10 + 0.12 * np.clip(1 - np.abs(g.px) / s.Ac, 0, 1)  # thicker vessels near the hila
     vessels = lung & (np.abs(s.med) < t) & (np.abs(s.med2) < t)
     s.paint(vessels, vessel_hu, tex=10, label=lab)
-    if task == "lung":
-        _lesions(s, lung, lung & ~vessels & (rho < 0.8), (0.1, 0.22), (0, 50), 0.25)
+    if nodules:
+        cand = lung & ~vessels & (rho < 0.8)
+        _lesions(s, lung, cand, (0.1, 0.22), (0, 50), 0.25, STRUCTURES["nodule"])
 
 
 def _lesions(
-    s: Scene, organ: np.ndarray, cand: np.ndarray, size: tuple, hu: tuple, lobe: float
+    s: Scene, organ: np.ndarray, cand: np.ndarray, size: tuple, hu: tuple, lobe: float, label: int
 ) -> None:
-    """1-3 lobulated lesions (label 2) centred on voxels of ``cand``, clipped to ``organ``."""
+    """1-3 lobulated lesions (structure ``label``) centred in ``cand``, clipped to ``organ``."""
     rng = s.rng
     cand = cand if cand.any() else organ  # a centre voxel in the organ: never an empty label
     for _ in range(int(rng.integers(1, 4))):
@@ -123,7 +124,7 @@ def _lesions(
         radii = rng.uniform(*size) * s.Ac * rng.uniform(0.85, 1.15, 3)
         rot = rotation(*rng.uniform(-np.pi, np.pi, 3))
         lesion = s.g.ellipsoid(p, radii, rot, random_lobes(rng, 5, rng.uniform(0, lobe))) < 1
-        s.paint(lesion & organ, rng.uniform(*hu), tex=10, label=2)
+        s.paint(lesion & organ, rng.uniform(*hu), tex=10, label=label)
 
 
 def _abdomen(s: Scene) -> None:
@@ -150,7 +151,8 @@ def _abdomen(s: Scene) -> None:
     spleen = g.ellipsoid(
         [-0.6 * Ac, -0.35 * Bc, zr - 0.5 * H], [0.22 * Ac, 0.38 * Bc, 0.4 * H], rot, lobes
     )
-    s.paint((spleen < 1) & below & ~liver_shape & ~s.occupied, 48, tex=5, solid=True)
+    spleen_vox = (spleen < 1) & below & ~liver_shape & ~s.occupied
+    s.paint(spleen_vox, 48, tex=5, label=STRUCTURES["spleen"], solid=True)
     sc = np.array([-0.3 * Ac, 0.3 * Bc, zr - 0.35 * H])
     srad = np.array([0.28 * Ac, 0.3 * Bc, 0.4 * H])
     stomach = g.ellipsoid(sc, srad, rotation(rng.uniform(-0.3, 0.3)), random_lobes(rng, 4, 0.1))
@@ -170,10 +172,11 @@ def _abdomen(s: Scene) -> None:
     gb = g.ellipsoid([0.2 * Ac, 0.35 * Bc, zr - 1.1 * H], [0.12 * Ac, 0.16 * Bc, 0.22 * H])
     s.paint((gb < 1) & below & ~s.occupied, 10, tex=4, solid=True)  # gallbladder
     liver = liver_shape & ~s.occupied
-    s.paint(liver, rng.uniform(55, 65) + 4 * s.coarse, tex=5, label=1, solid=True)
+    s.paint(liver, rng.uniform(55, 65) + 4 * s.coarse, tex=5, label=STRUCTURES["liver"], solid=True)
     vessels = liver & (np.abs(s.med) < 0.12) & (np.abs(s.med2) < 0.12)
-    s.paint(vessels, 110, tex=8, label=1)  # portal and hepatic veins
-    _lesions(s, liver, liver & ~vessels & (main < 0.75), (0.1, 0.25), (20, 35), 0.15)
+    s.paint(vessels, 110, tex=8, label=STRUCTURES["liver"])  # portal and hepatic veins
+    cand = liver & ~vessels & (main < 0.75)
+    _lesions(s, liver, cand, (0.1, 0.25), (20, 35), 0.15, STRUCTURES["liver_tumour"])
     s.occupied |= below  # nothing from the chest reaches under the diaphragm
 
 
@@ -188,8 +191,9 @@ def make_phantom(
     Parameters
     ----------
     task
-        ``"lung"`` (lungs + nodules), ``"liver"`` (liver + tumours) or ``"heart"`` (heart +
-        left atrium, contrast-enhanced).
+        A catalogue task with a phantom recipe: ``"lung"`` (lungs + nodules), ``"liver"``
+        (liver + tumours), ``"heart"`` (heart + left atrium, contrast-enhanced), or any task
+        added as YAML whose recipe names a scene and the structures it labels.
     seed
         Non-negative integer; the same seed gives byte-identical volumes.
     shape, spacing
@@ -198,22 +202,23 @@ def make_phantom(
     Returns
     -------
     (image, label)
-        ``image``: int16 HU; ``label``: uint8 with :data:`LABELS` ``[task]`` values. Both share
+        ``image``: int16 HU; ``label``: uint8 with the task's label values. Both share
         one axial affine ``diag(-sx, -sy, sz)`` (LPS storage) centred on the world origin.
     """
-    task, seed = _check_task(task), _check_seed(seed)
+    recipe, seed = phantom_recipe(task), _check_seed(seed)
     shape, spacing = _check_grid(shape, spacing)
-    # The task is mixed into the stream so "lung seed 0" and "heart seed 0" share no draws.
-    rng = np.random.default_rng([seed, TASKS.index(task)])
+    scene = recipe.scene
+    # The scene is mixed into the stream so "lung seed 0" and "heart seed 0" share no draws.
+    rng = np.random.default_rng([seed, SCENES.index(scene)])
     s = Scene(rng, phantom_affine(shape, spacing), shape, spacing)
     g, H = s.g, s.H
     draw_body(s)
     s.paint(s.cavity, 35, tex=6)  # mediastinal and abdominal soft tissue, refined below
-    contrast = {"lung": 40.0, "liver": 160.0, "heart": rng.uniform(280, 320)}[task]
+    contrast = {"lung": 40.0, "liver": 160.0, "heart": rng.uniform(280, 320)}[scene]
     draw_spine(s, aorta_hu=contrast)
     # Diaphragm: two domes, the right (liver) one higher; deepest at the back.
     s.ztop = (
-        rng.uniform(*{"lung": (-0.75, -0.55), "liver": (0.6, 0.85), "heart": (-0.65, -0.5)}[task])
+        rng.uniform(*{"lung": (-0.75, -0.55), "liver": (0.6, 0.85), "heart": (-0.65, -0.5)}[scene])
         * H
     )
     dy = ((g.py - 0.2 * s.Bc) / s.Bc) ** 2
@@ -221,28 +226,33 @@ def make_phantom(
     left = s.ztop - 0.12 * s.Ac - 0.6 * s.Ac * (((g.px + 0.45 * s.Ac) / s.Ac) ** 2 + dy)
     s.zd = np.maximum(right, left)
     s.above = np.broadcast_to(g.pz > s.zd, shape)
-    draw_ribs(s, zmin=-0.3 * H if task == "liver" else -np.inf)
-    if task == "liver":
+    draw_ribs(s, zmin=-0.3 * H if scene == "liver" else -np.inf)
+    if scene == "liver":
         _abdomen(s)
     heart_z = s.ztop + 0.3 * H  # resting on the diaphragm, which is lower in the middle
     draw_airway(s, z_carina=heart_z + 0.55 * H)  # carina just above the heart
-    _heart(s, heart_z, contrast=task == "heart", labelled=task == "heart")
+    _heart(s, heart_z, contrast=scene == "heart")
     band = (np.abs(g.px) < 0.13 * s.Ac) & (g.py > s.spine[0] - 0.5 * s.spine[1])
     s.paint(band & s.cavity & s.above & ~s.occupied, -80, tex=10, solid=True)  # mediastinal fat
     s.paint(s.cavity & ~s.above & ~s.occupied, 55, tex=5, solid=True)  # liver/spleen under dome
-    _lungs(s, zc=s.ztop + 1.1 * H, rz=1.5 * H, vessel_hu=0.8 * contrast, task=task)
+    _lungs(s, zc=s.ztop + 1.1 * H, rz=1.5 * H, vessel_hu=0.8 * contrast, nodules=scene == "lung")
 
     # Scanner: slight blur (thicker slices blur more along z), then quantum noise.
     img = blur3(s.img, (0.08, 0.08, 0.12))
     img += rng.standard_normal(shape, dtype=np.float32) * np.float32(rng.uniform(10, 15))
     image = np.clip(np.rint(img), *_HU_RANGE).astype(np.int16)
-    for value, name in LABELS[task].items():
-        if value and not np.any(s.lab == value):
+    lut = np.zeros(256, dtype=np.uint8)  # drawn structure id -> the task's label value
+    for value, structure in recipe.labels:
+        lut[STRUCTURES[structure]] = value
+    label = lut[s.lab]
+    names = catalogue.get(task).label_map(background=True)
+    for value, name in names.items():
+        if value and not np.any(label == value):
             raise MedaiError(f"grid {shape} is too small for a {task} phantom: no {name} voxels")
     desc = f"MedAI Lab synthetic {task} phantom, seed {seed}"
     meta = {"modality": "CT", "source": "phantom", "description": desc, "task": task, "seed": seed}
-    label_meta = {**meta, "modality": "SEG", "labels": {str(k): v for k, v in LABELS[task].items()}}
-    return Volume(image, s.affine.copy(), meta), Volume(s.lab, s.affine.copy(), label_meta)
+    label_meta = {**meta, "modality": "SEG", "labels": {str(k): v for k, v in names.items()}}
+    return Volume(image, s.affine.copy(), meta), Volume(label, s.affine.copy(), label_meta)
 
 
 def write_phantom_dataset(
@@ -272,7 +282,8 @@ def write_phantom_dataset(
     from medai_lab.io.nifti import save_nifti
     from medai_lab.progress import progress_bar
 
-    task, seed = _check_task(task), _check_seed(seed)
+    phantom_recipe(task)
+    seed = _check_seed(seed)
     shape, spacing = _check_grid(shape, spacing)
     if fmt not in _FORMATS:
         raise MedaiError(f"unknown phantom format {fmt!r}; choose one of: {', '.join(_FORMATS)}")
@@ -320,19 +331,13 @@ def _dataset_json(task: str, training: list[dict[str, str]], **params: object) -
         "release": "1.0",
         "tensorImageSize": "3D",
         "modality": {"0": "CT"},
-        "labels": {str(k): v for k, v in LABELS[task].items()},
+        "labels": {str(k): v for k, v in catalogue.get(task).label_map(True).items()},
         "numTraining": len(training),
         "numTest": 0,
         "training": training,
         "test": [],
         "phantom": {"task": task, **params},
     }
-
-
-def _check_task(task: str) -> str:
-    if task not in TASKS:
-        raise MedaiError(f"unknown phantom task {task!r}; choose one of: {', '.join(TASKS)}")
-    return task
 
 
 def _check_seed(seed: int) -> int:

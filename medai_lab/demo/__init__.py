@@ -30,7 +30,7 @@ def run_demo(
     *,
     task: str = "liver",
     seed: int = 0,
-    train_tasks: Sequence[str] = ("lung", "liver", "heart"),
+    train_tasks: Sequence[str] | None = None,
     preset: str = "cpu",
     progress: bool = True,
     quick_minutes: float | None = None,
@@ -42,7 +42,8 @@ def run_demo(
     task, seed
         The phantom of the data part.
     train_tasks
-        Templates to train (may be empty: the data part alone, seconds).
+        Templates to train (may be empty: the data part alone, seconds); default every task
+        of :mod:`medai_lab.catalogue`.
     preset
         Training preset. With ``cpu`` and no ``quick_minutes``, Dice >= 0.9 is checked (the
         preset is built for it); other presets only report their numbers.
@@ -56,6 +57,10 @@ def run_demo(
     from medai_lab.demo.models import model_part
     from medai_lab.demo.steps import Steps
 
+    if train_tasks is None:
+        from medai_lab import catalogue
+
+        train_tasks = catalogue.names()
     start = time.perf_counter()
     steps = Steps(3 + 3 * len(train_tasks) + (1 if train_tasks else 0), start)
     warm = threading.Thread(target=_import_training, daemon=True, name="demo-imports")

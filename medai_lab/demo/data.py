@@ -91,7 +91,8 @@ def data_part(
 
     ``after_deid`` is called once the de-identification's worker processes are done.
     """
-    from medai_lab.datasets.phantom import LABELS, make_phantom
+    from medai_lab import catalogue
+    from medai_lab.datasets.phantom import make_phantom
     from medai_lab.deid import deidentify_tree
     from medai_lab.io import (
         convert_dicom_to_nifti,
@@ -161,8 +162,8 @@ def data_part(
         steps.sub(f"{changed} slice(s) differ from the original after pixel redaction")
     hu = {
         name: float(np.median(image.array[label.array == value]))
-        for value, name in LABELS[task].items()
-        if value and np.any(label.array == value)
+        for value, name in catalogue.get(task).label_map().items()
+        if np.any(label.array == value)
     }
     summary = {
         "task": task,

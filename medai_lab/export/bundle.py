@@ -28,7 +28,8 @@ from typing import Any
 from medai_lab import __version__
 from medai_lab.atomic import atomic_dir
 from medai_lab.errors import MedaiError
-from medai_lab.export.exporters import ExportError, export_model
+from medai_lab.contract import ModelContract
+from medai_lab.export.exporters import ExportError, as_contract, export_model
 
 __all__ = ["SCHEMA", "BundleResult", "export_bundle"]
 
@@ -53,7 +54,7 @@ class BundleResult:
 
 def export_bundle(
     network: Any,
-    contract: dict[str, Any],
+    contract: ModelContract | dict[str, Any],
     out: str | os.PathLike[str],
     *,
     name: str | None = None,
@@ -69,7 +70,7 @@ def export_bundle(
     network
         The eager ``torch.nn.Module`` (traced by :func:`export_model` and checked against it).
     contract
-        As from :func:`medai_lab.tasks.module.export_contract`: ``patch_size``, ``spacing``,
+        A :class:`~medai_lab.contract.ModelContract` (or its JSON form): ``patch_size``, ``spacing``,
         ``intensity``, ``labels`` are required; ``inference`` (``overlap``, ``mode``,
         ``keep_largest``...) makes the bundle post-process as validation did.
     out
@@ -77,21 +78,23 @@ def export_bundle(
     name, version, description
         Bundle metadata; ``name`` defaults to the folder's name.
     sw_batch_size, overlap
-        Sliding-window settings; default from ``contract["inference"]``, else 4 and 0.5.
+        Sliding-window settings; default from the contract's ``inference``.
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"bundle folder exists and is not empty: {out}")
-    inf = dict(contract.get("inference") or {})
-    sw = int(sw_batch_size if sw_batch_size is not None else inf.get("sw_batch_size", 4))
-    ov = float(overlap if overlap is not None else inf.get("overlap", 0.5))
+    typed = as_contract(contract)
+    inf = typed.inference
+    sw = int(sw_batch_size if sw_batch_size is not None else inf.sw_batch_size)
+    ov = float(overlap if overlap is not None else inf.overlap)
+    contract = typed.to_dict()  # the JSON form, as the sidecar and metadata carry it
     labels = _labels(contract)
-    config = _inference(contract, sw, ov, str(inf.get("mode", "constant")), inf)
+    config = _inference(contract, sw, ov, inf.mode, contract["inference"])
     meta = _metadata(contract, labels, name or out.name, version, description)
     meta["required_packages_version"] = _required_packages(config)
     with atomic_dir(out) as tmp:
         try:
-            result = export_model(network, contract, tmp / "models" / "model.ts", "torchscript")
+            result = export_model(network, typed, tmp / "models" / "model.ts", "torchscript")
         except MedaiError:
             raise
         except Exception as exc:  # the eager check runs the network before any tracing

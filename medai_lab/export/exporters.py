@@ -15,9 +15,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from medai_lab import __version__, atomic
+from medai_lab.contract import ModelContract
 from medai_lab.errors import MedaiError
 
 FORMATS = ("torchscript", "onnx")
@@ -79,16 +81,24 @@ def find_sidecar(model_path: str | os.PathLike[str]) -> Path:
     )
 
 
-def _example(contract: dict[str, Any], seed: int = 0):
+def as_contract(contract: ModelContract | Mapping[str, Any]) -> ModelContract:
+    """A :class:`ModelContract` from itself or its JSON form; :class:`ExportError` if invalid."""
+    try:
+        return ModelContract.from_dict(contract)
+    except MedaiError as exc:
+        raise ExportError(str(exc)) from None
+
+
+def _example(contract: ModelContract, seed: int = 0) -> Any:
     import torch
 
-    shape = [1, int(contract.get("in_channels", 1)), *[int(s) for s in contract["patch_size"]]]
+    shape = [1, contract.in_channels, *contract.patch_size]
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
 def export_model(
     network: Any,
-    contract: dict[str, Any],
+    contract: ModelContract | Mapping[str, Any],
     out: str | os.PathLike[str],
     fmt: str = "torchscript",
 ) -> ExportResult:
@@ -97,8 +107,8 @@ def export_model(
     Parameters
     ----------
     contract
-        Preprocessing contract: ``patch_size`` and ``in_channels`` are required; ``labels``,
-        ``spacing``, ``orientation``, ``intensity``, ``task`` ... are copied as given.
+        The model's :class:`~medai_lab.contract.ModelContract` (or its JSON form), written
+        into the sidecar; an invalid one is an :class:`ExportError`.
     fmt
         ``torchscript`` (traced) or ``onnx`` (verified with onnxruntime).
     """
@@ -106,8 +116,7 @@ def export_model(
 
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
-    if "patch_size" not in contract:
-        raise ExportError("the contract needs a patch_size")
+    contract = as_contract(contract)
     out = Path(out)
     network = network.eval().cpu()
     example, check = _example(contract, 0), _example(contract, 1)
@@ -132,7 +141,7 @@ def export_model(
         "verified_max_abs_diff": diff,
         "medai_lab_version": __version__,
         "torch_version": torch.__version__,
-        **contract,
+        **contract.to_dict(),
     }
     side = atomic.write_text(sidecar_path(out), json.dumps(meta, indent=2, default=str) + "\n")
     return ExportResult(out, side, diff)

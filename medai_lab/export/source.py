@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from medai_lab.contract import ModelContract
+from medai_lab.errors import MedaiError
 from medai_lab.export.exporters import FORMATS, ExportError, export_model
 
 ALL_FORMATS = (*FORMATS, "bundle")
@@ -81,20 +83,19 @@ def export_checkpoint(
     if fmt == "bundle":
         from medai_lab.export.bundle import export_bundle
 
-        return export_bundle(network, contract, out, name=f"medai_lab_{contract['task']}")
+        return export_bundle(network, contract, out, name=f"medai_lab_{contract.task}")
     return export_model(network, contract, out, fmt)
 
 
-def load_network(ckpt: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
-    """``(network, contract)`` of a checkpoint written by ``medai-lab train`` (on the CPU)."""
-    import torch
+def load_network(ckpt: str | os.PathLike[str]) -> tuple[Any, ModelContract]:
+    """``(network, contract)`` of a checkpoint written by ``medai-lab train`` (on the CPU).
 
-    from medai_lab.tasks.module import SegmentationModule, export_contract
+    Checkpoints are read where training lives (:mod:`medai_lab.tasks.checkpoint`), imported
+    here only when one is loaded: export never imports the training code at import time.
+    """
+    from medai_lab.tasks.checkpoint import load_network as load
 
     try:
-        module = SegmentationModule.load_from_checkpoint(
-            str(ckpt), map_location=torch.device("cpu"), weights_only=False
-        )
-    except (KeyError, RuntimeError, TypeError, EOFError) as exc:
-        raise ExportError(f"{Path(ckpt).name} is not a MedAI Lab checkpoint: {exc}") from exc
-    return module.net, export_contract(module.config)
+        return load(ckpt)
+    except MedaiError as exc:
+        raise ExportError(str(exc)) from exc

@@ -1,7 +1,7 @@
 """``Predictor``: a trained or exported network applied to whole images, labels on their grid.
 
-The same steps as validation, from the model's preprocessing contract (see
-:func:`medai_lab.tasks.module.export_contract`): load, RAS, resample to the model spacing,
+The same steps as validation, from the model's :class:`~medai_lab.contract.ModelContract`
+(built by :func:`medai_lab.tasks.checkpoint.model_contract` at training time): load, RAS, resample to the model spacing,
 body crop, intensity transform, sliding-window inference, argmax, largest component; then the
 label map goes back through MONAI's inverse transforms onto the input image's own grid.
 """
@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from medai_lab.contract import ModelContract
 from medai_lab.errors import MedaiError
+from medai_lab.inference.postprocess import keep_largest_component
 
 __all__ = ["InferenceError", "Predictor"]
 
@@ -33,8 +35,8 @@ class Predictor:
         ``(N, C, D, H, W) float32 tensor -> logits``: an ``nn.Module``, a TorchScript module or
         the ONNX runner from :func:`medai_lab.export.load_exported`.
     contract
-        The preprocessing contract (``spacing``, ``intensity``, ``patch_size``, ``labels``,
-        ``inference``...).
+        The model's :class:`~medai_lab.contract.ModelContract`, or its JSON form (a sidecar:
+        its other keys stay readable in :attr:`meta`).
     device
         ``"cpu"``, ``"cuda"``...; default CUDA when available (ONNX runs on CPU).
     sw_batch_size
@@ -44,22 +46,24 @@ class Predictor:
     def __init__(
         self,
         network: Callable[[Any], Any],
-        contract: Mapping[str, Any],
+        contract: ModelContract | Mapping[str, Any],
         device: str | None = None,
         sw_batch_size: int | None = None,
     ) -> None:
         import torch
 
-        self.contract = dict(contract)
-        for key in ("patch_size", "spacing", "intensity"):
-            if key not in self.contract:
-                raise InferenceError(f"the model's contract has no {key!r}")
-        inf = dict(self.contract.get("inference") or {})
-        self.sw_batch_size = int(sw_batch_size or inf.get("sw_batch_size", 4))
-        self.overlap = float(inf.get("overlap", 0.25))
-        self.mode = str(inf.get("mode", "gaussian"))
-        self.keep_largest = [int(v) for v in inf.get("keep_largest", [])]
-        self.patch_size = [int(p) for p in self.contract["patch_size"]]
+        try:
+            self.contract = ModelContract.from_dict(contract)
+        except MedaiError as exc:
+            raise InferenceError(str(exc)) from None
+        # the sidecar as read (format, versions, run id ...), or the contract's JSON form
+        self.meta = dict(contract) if isinstance(contract, Mapping) else contract.to_dict()
+        inf = self.contract.inference
+        self.sw_batch_size = int(sw_batch_size or inf.sw_batch_size)
+        self.overlap = inf.overlap
+        self.mode = inf.mode
+        self.keep_largest = list(inf.keep_largest)
+        self.patch_size = list(self.contract.patch_size)
         on_torch = isinstance(network, torch.nn.Module)
         if device is None:
             device = "cuda" if on_torch and torch.cuda.is_available() else "cpu"
@@ -128,8 +132,6 @@ class Predictor:
 
         pred = torch.argmax(self.logits(image), dim=1, keepdim=True)[0].cpu().numpy()
         if self.keep_largest:
-            from medai_lab.tasks.module import keep_largest_component
-
             pred = keep_largest_component(pred, self.keep_largest)
         return pred[0].astype(np.uint8)
 
@@ -167,9 +169,8 @@ class Predictor:
             from medai_lab.datasets.transforms import preprocess_transforms
             from medai_lab.progress import quiet_third_party
 
-            task = {
-                k: self.contract.get(k) for k in ("spacing", "intensity", "foreground_threshold")
-            }
+            raw = self.contract.to_dict()
+            task = {k: raw[k] for k in ("spacing", "intensity", "foreground_threshold")}
             with quiet_third_party():  # MONAI's LoadImage probes every reader it knows
                 self._pre = preprocess_transforms({"task": task}, keys=("image",))
         return self._pre

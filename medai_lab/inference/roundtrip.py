@@ -35,11 +35,6 @@ class RoundTripReport:
         return f"wrote {self.seg}: {found}; {where}\n  {steps}"
 
 
-def _model_labels(contract: Mapping[str, Any]) -> dict[int, str]:
-    raw = contract.get("labels") or {}
-    return {int(k): str(v) for k, v in raw.items() if int(k) != 0}
-
-
 def _algorithm(model: Path, contract: Mapping[str, Any]) -> Any:
     from medai_lab.io.seg import Algorithm
 
@@ -117,7 +112,7 @@ def segment_study(
 
     t0 = time.perf_counter()
     report = discover_series(pulled)
-    index = pick_image_series(report, predictor.contract.get("modality"), series)
+    index = pick_image_series(report, predictor.contract.modality, series)
     info = report.series[index]
     volume = load_series(info)
     image = work / "image.nii.gz"
@@ -126,13 +121,13 @@ def segment_study(
     timings["predict"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    labels = _model_labels(predictor.contract)
+    labels = predictor.contract.label_map()
     seg = write_seg(
         prediction,
         [h.path for h in info.headers],
         work / "seg.dcm",
         labels=labels,
-        algorithm=_algorithm(Path(model), predictor.contract),
+        algorithm=_algorithm(Path(model), predictor.meta),
     )
     timings["write SEG"] = time.perf_counter() - t0
     voxels = {n: int(np.count_nonzero(prediction.array == v)) for v, n in labels.items()}

@@ -1,5 +1,5 @@
-"""Training templates: one shared segmentation core (config, data, module, runner) for the
-lung, liver and heart tasks.
+"""Training templates: one shared segmentation core (config, data, module, runner) for every
+task of the catalogue (:mod:`medai_lab.catalogue`: lung, liver, heart, and YAML-only tasks).
 
 Importing this package loads only the config composer (pyyaml); ``train``, ``TrainResult``,
 ``SegmentationModule`` and ``overlay_figure`` import torch / MONAI / Lightning on first use.
@@ -16,7 +16,6 @@ from typing import Any
 from medai_lab.tasks.config import (
     GROUPS,
     PRESETS,
-    TASKS,
     ConfigError,
     compose,
     flatten,
@@ -38,7 +37,6 @@ _LAZY = {
 __all__ = [
     "GROUPS",
     "PRESETS",
-    "TASKS",
     "ConfigError",
     "compose",
     "flatten",

@@ -1,6 +1,6 @@
 """``medai-lab cohort``: a training cohort for a task from DICOM images + RTSTRUCT/SEG labels.
 
-Lives in ``tasks`` because the task catalogue (labels, modality) is here; the work itself is
+Labels and modality come from :mod:`medai_lab.catalogue`; the work itself is
 :func:`medai_lab.datasets.cohort.build_cohort`.
 """
 
@@ -24,16 +24,16 @@ def parse_synonyms(items: list[str] | None) -> dict[str, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from medai_lab import catalogue
     from medai_lab.datasets.cohort import build_cohort
-    from medai_lab.tasks.config import compose
 
-    task_cfg = compose(args.task, None)["task"]
+    info = catalogue.get(args.task)
     report = build_cohort(
         args.dicom_dir,
         args.out,
         task=args.task,
-        labels={int(k): str(v) for k, v in task_cfg["labels"].items()},
-        modality=None if args.any_modality else task_cfg.get("modality"),
+        labels=info.label_map(),
+        modality=None if args.any_modality else info.modality,
         synonyms=parse_synonyms(args.synonym),
         deid=args.deid,
         key_file=args.key_file,
@@ -47,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register ``cohort`` on the main parser's subparsers."""
-    from medai_lab.tasks.config import TASKS
+    from medai_lab import catalogue
 
     p = sub.add_parser(
         "cohort", help="MSD-layout training cohort from DICOM images and their RTSTRUCT/SEG labels"
@@ -56,7 +56,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "out", help="new folder: imagesTr/ labelsTr/ imagesTs/ dataset.json manifest.csv"
     )
-    p.add_argument("--task", choices=list(TASKS), required=True)
+    p.add_argument("--task", choices=catalogue.names(), required=True)
     p.add_argument(
         "--synonym",
         action="append",

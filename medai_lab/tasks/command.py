@@ -6,8 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from medai_lab import catalogue
 from medai_lab.errors import MedaiError
-from medai_lab.tasks.config import PRESETS, TASKS
+from medai_lab.tasks.config import PRESETS
 
 EXPORT_CHOICES = ("torchscript", "onnx")
 
@@ -22,7 +23,7 @@ def build_parser(task: str | None = None) -> argparse.ArgumentParser:
         ),
     )
     if task is None:
-        parser.add_argument("task", choices=TASKS)
+        parser.add_argument("task", choices=catalogue.names())
     parser.add_argument("--preset", default="cpu", help=f"{' | '.join(PRESETS)} (default cpu)")
     parser.add_argument("--data", help="MSD folder, imagesTr/labelsTr folder or CSV manifest")
     parser.add_argument("--out", default="runs", help="run folder root (default ./runs)")

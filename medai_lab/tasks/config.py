@@ -3,7 +3,8 @@
 Layout of ``configs/`` (lightning-hydra-template style, without Hydra)::
 
     config.yaml            root: ``defaults`` (the option chosen in each group) + shared keys
-    task/<name>.yaml       one file per group option; its keys land under the group's key
+    task/<name>.yaml       one file per task (the catalogue, also from $MEDAI_TASKS_DIR: see
+                           :mod:`medai_lab.catalogue`); its keys land under ``task``
     model/ optim/ data/ trainer/ eval/
     preset/<name>.yaml     global overrides: only keys that exist, never a copy of a group
 
@@ -25,11 +26,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from medai_lab import catalogue
 from medai_lab.errors import MedaiError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 GROUPS: tuple[str, ...] = ("task", "model", "optim", "data", "trainer", "eval")
-TASKS: tuple[str, ...] = ("lung", "liver", "heart")
 PRESETS: tuple[str, ...] = ("smoke", "cpu", "gpu", "ddp")
 
 
@@ -38,7 +39,12 @@ class ConfigError(MedaiError):
 
 
 def options(group: str) -> list[str]:
-    """Names of the YAML files available in a group folder (``"preset"`` included)."""
+    """Names of the YAML files available in a group folder (``"preset"`` included).
+
+    ``task`` lists the catalogue, user folders from ``$MEDAI_TASKS_DIR`` included.
+    """
+    if group == "task":
+        return list(catalogue.names())
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
 
 
@@ -48,7 +54,7 @@ def compose(task: str, preset: str | None = "cpu", overrides: Sequence[str] = ()
     Parameters
     ----------
     task
-        ``lung``, ``liver`` or ``heart`` (any file in ``configs/task/``).
+        ``lung``, ``liver``, ``heart`` or any other task of :mod:`medai_lab.catalogue`.
     preset
         ``smoke``, ``cpu``, ``gpu``, ``ddp`` or None for the root defaults alone.
     overrides
@@ -80,13 +86,18 @@ def compose(task: str, preset: str | None = "cpu", overrides: Sequence[str] = ()
         option = choices.get(group)
         if option is None:
             raise ConfigError(f"no {group} chosen; pick one of: {', '.join(options(group))}")
-        path = CONFIG_DIR / group / f"{option}.yaml"
-        if not path.is_file():
+        path = _group_file(group, option)
+        if path is None:
             what = "task" if group == "task" else f"{group} option"
             raise ConfigError(
                 f"unknown {what} {option!r}; choose one of: {', '.join(options(group))}"
             )
         cfg[group] = _load(path)
+        if group == "task":
+            try:
+                catalogue.get(option)  # labels, modality and phantom recipe are valid
+            except MedaiError as exc:
+                raise ConfigError(str(exc)) from None
     cfg["choices"] = {g: choices[g] for g in GROUPS}
 
     for name, body in chain:
@@ -186,6 +197,13 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # --- internals -------------------------------------------------------------------------------
+
+
+def _group_file(group: str, option: str) -> Path | None:
+    if group == "task":
+        return catalogue.find(option)
+    path = CONFIG_DIR / group / f"{option}.yaml"
+    return path if path.is_file() else None
 
 
 def _load(path: Path) -> dict[str, Any]:

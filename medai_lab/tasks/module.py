@@ -25,6 +25,8 @@ import pytorch_lightning as pl
 import torch
 
 from medai_lab.evaluation import evaluate_case
+from medai_lab.inference.postprocess import keep_largest
+from medai_lab.tasks.checkpoint import export_contract, model_contract
 from medai_lab.tasks.config import ConfigError
 from medai_lab.tasks.overlay import overlay_figure
 
@@ -32,6 +34,7 @@ __all__ = [
     "SegmentationModule",
     "build_network",
     "export_contract",
+    "model_contract",
     "overlay_figure",
     "patch_divisor",
 ]
@@ -86,31 +89,6 @@ def build_network(model: Mapping[str, Any], in_channels: int, out_channels: int)
     except (TypeError, ValueError, AssertionError) as exc:
         raise ConfigError(f"cannot build model {name!r} from its config: {exc}") from exc
     raise ConfigError(f"unknown model {name!r}; choose unet, segresnet or swinunetr")
-
-
-def export_contract(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What an exported network expects (for :func:`medai_lab.export.export_model`'s sidecar)."""
-    task, ev = config["task"], config["eval"]
-    return {
-        "task": task["name"],
-        "in_channels": int(task.get("in_channels", 1)),
-        "patch_size": [int(p) for p in task["patch_size"]],
-        "spacing": [float(s) for s in task["spacing"]],
-        "orientation": "RAS",
-        "intensity": dict(task["intensity"]),
-        "foreground_threshold": task.get("foreground_threshold"),
-        "labels": {str(k): str(v) for k, v in task["labels"].items()},
-        "model": config["model"]["name"],
-        # how validation turned logits into labels: inference repeats it exactly
-        "inference": {
-            "sw_batch_size": int(ev["sw_batch_size"]),
-            "overlap": float(ev["overlap"]),
-            "mode": str(ev["mode"]),
-            "keep_largest": [int(v) for v in task.get("keep_largest") or []]
-            if ev["postprocess"]
-            else [],
-        },
-    }
 
 
 def spacing_of(image: Any) -> tuple[float, ...]:
@@ -293,17 +271,7 @@ class SegmentationModule(pl.LightningModule):
         ]
         if not (self.config["eval"]["postprocess"] and keep):
             return pred
-        from monai.utils import optional_import
-
-        if not optional_import("skimage.measure")[1]:  # MONAI's CPU path needs scikit-image
-            return torch.as_tensor(keep_largest_component(pred.cpu().numpy(), keep))
-        from monai.transforms import KeepLargestConnectedComponent
-
-        # One component over the union (independent=False): a tumour touching its organ stays.
-        klcc = KeepLargestConnectedComponent(
-            applied_labels=keep, is_onehot=False, independent=False
-        )
-        return torch.as_tensor(klcc(pred))
+        return keep_largest(pred, keep)
 
     # --- checkpoints: random states, so a resumed run continues the same random stream ---
 
@@ -328,26 +296,6 @@ class SegmentationModule(pl.LightningModule):
         random.setstate(state["python"])
         if state["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def keep_largest_component(pred: np.ndarray, labels: list[int]) -> np.ndarray:
-    """scipy equivalent of MONAI's KeepLargestConnectedComponent(independent=False).
-
-    Voxels of ``labels`` outside the largest fully-connected component of their union become
-    background; other labels are untouched.
-    """
-    from scipy import ndimage as ndi
-
-    mask = np.isin(pred[0], labels)  # channel-first (1, X, Y, Z)
-    full = ndi.generate_binary_structure(mask.ndim, mask.ndim)  # MONAI's connectivity=None
-    components, n = ndi.label(mask, structure=full)
-    if n <= 1:
-        return pred
-    sizes = np.bincount(components.ravel())
-    sizes[0] = 0
-    out = pred.copy()
-    out[0][mask & (components != int(sizes.argmax()))] = 0
-    return out
 
 
 def _class_weights(weights: Any, num_classes: int) -> torch.Tensor | None:

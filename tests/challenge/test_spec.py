@@ -46,7 +46,7 @@ phases:
     ("change", "message"),
     [
         (lambda d: d.update(nmae="x"), "unknown key nmae; did you mean 'name'"),
-        (lambda d: d.update(task="brain"), "task must be one of lung, liver, heart"),
+        (lambda d: d.update(task="brain"), "task must be one of heart, liver, lung, got .brain."),
         (lambda d: d.update(name="Liver Hack"), "name must be"),
         (lambda d: d["limits"].update(time_per_case=3), "did you mean 'time_per_case_s'"),
         (lambda d: d["limits"].update(memory_mb=0), "limits.memory_mb must be a whole number"),

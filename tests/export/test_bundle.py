@@ -25,6 +25,8 @@ CONTRACT = {
     "foreground_threshold": -500.0,
     "labels": LABELS,
     "model": "unet",
+    # as the reference below runs it (the contract's own defaults are 0.25 / gaussian)
+    "inference": {"sw_batch_size": 4, "overlap": 0.5, "mode": "constant", "keep_largest": []},
 }
 
 

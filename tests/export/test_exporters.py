@@ -15,7 +15,7 @@ CONTRACT = {
     "in_channels": 1,
     "spacing": [1.5, 1.5, 2.5],
     "orientation": "RAS",
-    "intensity": {"kind": "ct_window", "a_min": -150, "a_max": 250},
+    "intensity": {"mode": "ct_window", "a_min": -150, "a_max": 250},
     "labels": {"0": "background", "1": "liver", "2": "tumour"},
 }
 
@@ -66,7 +66,7 @@ def test_exports_of_one_model_to_two_formats_keep_their_own_sidecars(tmp_path: P
     assert find_sidecar(ts.model) == ts.sidecar and find_sidecar(onnx.model) == onnx.sidecar
     assert load_exported(ts.model)[1]["format"] == "torchscript"
     assert load_exported(onnx.model)[1]["format"] == "onnx"
-    assert Predictor.load(ts.model).contract["format"] == "torchscript"
+    assert Predictor.load(ts.model).meta["format"] == "torchscript"
 
 
 def test_sidecars_of_older_exports_are_used_only_when_they_match(tmp_path: Path) -> None:

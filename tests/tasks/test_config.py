@@ -8,12 +8,12 @@ import sys
 import pytest
 import yaml
 
+from medai_lab import catalogue
 from medai_lab.errors import MedaiError
 from medai_lab.tasks.config import (
     CONFIG_DIR,
     GROUPS,
     PRESETS,
-    TASKS,
     ConfigError,
     compose,
     flatten,
@@ -33,7 +33,7 @@ def test_import_is_light():
 
 
 def test_every_task_preset_and_model_composes():
-    for task in TASKS:
+    for task in catalogue.names():
         for preset in (*PRESETS, None):
             for model in options("model"):
                 cfg = compose(task, preset, [f"model={model}"])
@@ -87,7 +87,7 @@ def test_presets_only_override_what_differs(preset):
     """Every value a preset sets exists below it and differs there: no copied settings."""
     body = _preset_body(preset)
     parent = body.get("extends")
-    for task in TASKS:
+    for task in catalogue.names():
         for model in options("model"):
             below = compose(task, parent, [f"model={model}"])
             flat_below = flatten(below)
