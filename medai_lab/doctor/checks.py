@@ -61,15 +61,39 @@ def python_env() -> list[Check]:
 
 
 def cpu_memory() -> list[Check]:
-    """Cores this process may use and the memory available."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    """The CPU and memory share of this process (affinity, cgroup quota/limit) and what is free."""
+    from medai_lab.cpushare import oom_message, summary
+
+    share = summary()
     load = f", load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     total, available = _meminfo()
     mem = f"{available / GIB:.1f} of {total / GIB:.1f} GiB free" if total else "memory unknown"
-    detail = f"{cores} core(s){load}; {mem}"
+    limit = share["memory_limit"] or share["memory_hint"]
+    if limit:
+        kind = "cgroup limit" if share["memory_limit"] else "share, not enforced"
+        mem += f"; memory share {limit / GIB:.1f} GiB ({kind})"
+        total = min(total, limit) if total else limit
+    detail = f"{_cpu_detail(share)}{load}; {mem}"
+    if share["oom_kills"]:
+        fix = "smaller batches/patches or data.cache=none; or ask for a larger share"
+        return [Check("cpu/memory", "warn", f"{detail}; {oom_message(share['oom_kills'], limit)}",
+                      fix)]  # fmt: skip
     if total and total < 4 * GIB:
         return [Check("cpu/memory", "warn", detail, "training needs about 4 GiB; close other work")]
     return [Check("cpu/memory", "ok", detail)]
+
+
+def _cpu_detail(share: dict[str, object]) -> str:
+    """``2 CPU(s) for this process (machine 16, quota 2, affinity 4); threads 2``-style text."""
+    why = [f"machine {share['machine_cpus']}"]
+    if share["affinity"] != share["machine_cpus"]:
+        why.append(f"affinity {share['affinity']}")
+    if share["cpu_quota"]:
+        why.append(f"cgroup quota {float(share['cpu_quota']):g}")  # type: ignore[arg-type]
+    if share["env_cpus"]:
+        why.append(f"MEDAI_CPUS={share['env_cpus']}")
+    omp = f", OMP_NUM_THREADS={share['omp_threads']}" if share["omp_threads"] else ""
+    return f"{share['threads']} CPU(s) for this process ({', '.join(why)}{omp})"
 
 
 def _meminfo() -> tuple[int, int]:

@@ -25,6 +25,64 @@ def _quota(text: str) -> tuple[str, int]:
     return group, int(n)
 
 
+def _group_value(text: str) -> tuple[str, str]:
+    group, sep, value = text.partition("=")
+    if not sep or not group or not value:
+        raise argparse.ArgumentTypeError(f"expected GROUP=VALUE, got {text!r}")
+    return group, value
+
+
+def _add_share_flags(p: Any) -> None:
+    """CPU/memory share flags (see medai_lab.hub.resources), next to the GPU ones."""
+    g = p.add_argument_group(
+        "CPU and memory per server",
+        "Default: the machine split evenly between --expected-users servers; enforced with "
+        "cgroups where the hub may (root, or a systemd unit with Delegate=yes), else by CPU "
+        "affinity; kernels get matching OMP/MKL/OpenBLAS/numexpr/torch thread counts.",
+    )
+    g.add_argument("--expected-users", type=int, default=0, metavar="N",
+                   help="servers at once the defaults are sized for (default: the GPU units "
+                   "of the pool, or 4)")  # fmt: skip
+    g.add_argument("--cpus-per-server", type=float, default=None, metavar="X",
+                   help="CPUs of one server (0.5 = half a core; 0: no CPU limit)")  # fmt: skip
+    g.add_argument("--mem-per-server", default=None, metavar="SIZE",
+                   help="memory of one server, e.g. 4G (0: no memory limit)")  # fmt: skip
+    g.add_argument("--max-cpus-per-user", type=float, default=0, metavar="X")
+    g.add_argument("--max-mem-per-user", default="0", metavar="SIZE")
+    g.add_argument("--group-cpus", type=_group_value, action="append", default=[],
+                   metavar="GROUP=X", help="CPUs per server for members of GROUP")  # fmt: skip
+    g.add_argument("--group-mem", type=_group_value, action="append", default=[],
+                   metavar="GROUP=SIZE", help="memory per server for members of GROUP")  # fmt: skip
+    g.add_argument("--limits", default="auto",
+                   choices=["auto", "cgroup2", "cgroup1", "affinity", "none"],
+                   help="how shares are enforced (auto: the best this machine allows)")  # fmt: skip
+    g.add_argument("--no-pin", action="store_true", help="do not give servers their own cores")
+
+
+def resource_policy(args: argparse.Namespace, gpu_units: int) -> Any:
+    """The :class:`ResourcePolicy` for parsed arguments (machine-derived defaults)."""
+    from medai_lab.hub.resources import ResourceError, ResourcePolicy, default_policy, parse_size
+
+    try:
+        users = args.expected_users or gpu_units or 4
+        base = default_policy(users)
+        cpus = base.cpus_per_server if args.cpus_per_server is None else args.cpus_per_server
+        mem = base.memory_per_server
+        if args.mem_per_server is not None:
+            mem = parse_size(args.mem_per_server)
+        return ResourcePolicy(
+            cpus_per_server=float(cpus),
+            memory_per_server=int(mem),
+            max_cpus_per_user=float(args.max_cpus_per_user),
+            max_memory_per_user=parse_size(args.max_mem_per_user),
+            group_cpus={g: float(v) for g, v in args.group_cpus},
+            group_memory={g: parse_size(v) for g, v in args.group_mem},
+            pin=not args.no_pin,
+        )
+    except (ResourceError, ValueError) as exc:
+        raise MedaiError(f"CPU/memory share: {exc}") from None
+
+
 def add_parser(sub: Any) -> None:
     """Register ``hub`` on the main parser's subparsers."""
     p = sub.add_parser(
@@ -51,6 +109,7 @@ def add_parser(sub: Any) -> None:
         metavar="GROUP=N",
         help="at most N GPU units held by members of GROUP at once ('*': users in no group)",
     )
+    _add_share_flags(p)
     p.add_argument("--admin", action="extend", nargs="+", default=[], metavar="USER")
     p.add_argument("--authenticator", choices=["native", "pam"], default="native")
     p.add_argument("--open-signup", action="store_true", help="sign-ups need no admin approval")
@@ -100,11 +159,19 @@ def add_parser(sub: Any) -> None:
 def settings_from_args(args: argparse.Namespace) -> Any:
     """The :class:`HubSettings` for parsed arguments (inventory resolved, ports chosen)."""
     from medai_lab.hub.inventory import parse_inventory
+    from medai_lab.hub.limits import detect
     from medai_lab.hub.policy import Policy
+    from medai_lab.hub.resources import ResourceError
     from medai_lab.hub.settings import HubSettings
 
     per_server = args.gpus_per_server
     policy = Policy(per_server, args.max_gpus_per_user or per_server, dict(args.group_quota))
+    inventory = [d.to_dict() for d in parse_inventory(args.gpus)]
+    resources = resource_policy(args, len(inventory))
+    try:
+        limits = detect(args.limits) if resources.active else args.limits
+    except ResourceError as exc:
+        raise MedaiError(str(exc)) from None
     settings = HubSettings(
         data_dir=str(Path(args.data).resolve()),
         ip=args.ip,
@@ -116,8 +183,10 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         run_as=args.run_as,
         allow_root=args.allow_root,
         gpus=args.gpus,
-        inventory=[d.to_dict() for d in parse_inventory(args.gpus)],
+        inventory=inventory,
         policy=policy.to_dict(),
+        resources=resources.to_dict(),
+        limits=limits,
         mlflow=not args.no_mlflow,
         postgres=args.postgres,
         artifacts_dir=args.artifacts,
@@ -200,6 +269,7 @@ def run(args: argparse.Namespace) -> int:
     config = write_config(settings)
     command = [sys.executable, "-m", "medai_lab.hub.app", "-f", str(config)]
     print(f"GPU pool: {describe([_dev(d) for d in settings.inventory])}")
+    print(f"CPU/memory: {_describe_share(settings)}")
     print(f"hub: {settings.public_url}  (config {config})")
     if settings.mlflow:
         print(f"MLflow: {settings.mlflow_uri}  (store {_redact(settings.mlflow_store)})")
@@ -210,6 +280,20 @@ def run(args: argparse.Namespace) -> int:
     os.chdir(settings.data)
     os.execv(command[0], command)
     return 0  # not reached
+
+
+def _describe_share(settings: Any) -> str:
+    from medai_lab.hub.resources import ResourcePolicy, Share
+
+    policy = ResourcePolicy.from_dict(settings.resources)
+    if not policy.active:
+        return "no limits (every server may use the whole machine)"
+    share = Share(policy.cpus_per_server, policy.memory_per_server)
+    how = {
+        "affinity": "CPU affinity + thread counts; memory not enforced",
+        "none": "thread counts only (cooperative)",
+    }.get(settings.limits, settings.limits)
+    return f"{share.describe()} per server, enforced by {how}"
 
 
 def _dev(d: dict[str, Any]) -> Any:

@@ -64,6 +64,8 @@ def _spawner(c: Any, s: HubSettings) -> None:
     c.MedaiSpawner.gpu_inventory = json.dumps(s.inventory)
     c.MedaiSpawner.gpu_state_path = str(s.data / "gpu-state.sqlite")
     c.MedaiSpawner.gpu_policy = dict(s.policy)
+    c.MedaiSpawner.resource_policy = dict(s.resources)
+    c.MedaiSpawner.limits_backend = s.limits
     c.MedaiSpawner.isolation = s.isolation
     c.MedaiSpawner.home_dir_template = str(s.data / "homes" / "{username}")
     c.MedaiSpawner.run_as = s.run_as

@@ -38,6 +38,8 @@ class HubSettings:
     gpus: str = "auto"
     inventory: list[dict[str, Any]] = field(default_factory=list)  # resolved at launch
     policy: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=dict)  # ResourcePolicy.to_dict(); {}: none
+    limits: str = "auto"  # how shares are enforced: auto | cgroup2 | cgroup1 | affinity | none
     mlflow: bool = True
     postgres: str = ""
     artifacts_dir: str = ""

@@ -22,6 +22,7 @@ from medai_lab.hub.allocator import Allocation, GpuAllocator
 from medai_lab.hub.environment import ALL_VARS, gpu_env
 from medai_lab.hub.inventory import GpuDevice, parse_inventory
 from medai_lab.hub.policy import Policy
+from medai_lab.hub.share_spawner import ShareSpawnerMixin
 
 STATE_KEY = "medai_gpu"
 _ALLOCATORS: dict[tuple[str, str, str], GpuAllocator] = {}
@@ -141,8 +142,8 @@ class GpuSpawnerMixin(HasTraits):
             yield event
 
 
-class MedaiSpawner(GpuSpawnerMixin, LocalProcessSpawner):
-    """LocalProcessSpawner + GPU allocation + MLflow for kernels + a shared (workshop) mode.
+class MedaiSpawner(ShareSpawnerMixin, GpuSpawnerMixin, LocalProcessSpawner):
+    """LocalProcessSpawner + GPU allocation + CPU/memory share + MLflow + a shared (workshop) mode.
 
     ``isolation="system"``: every hub user is a Unix account (PAM); servers run as that user,
     as in LocalProcessSpawner. ``isolation="shared"``: hub users need no Unix account; every
@@ -178,7 +179,7 @@ class MedaiSpawner(GpuSpawnerMixin, LocalProcessSpawner):
 
     def make_preexec_fn(self, name: str) -> Any:
         if self.isolation == "system":
-            return super().make_preexec_fn(name)
+            return self.with_share(super().make_preexec_fn(name))
         if os.geteuid() == 0 and not self.run_as and not self.allow_root:
             raise RuntimeError(
                 "the hub runs as root: set run_as (medai-lab hub --run-as ACCOUNT) so servers do "
@@ -196,7 +197,7 @@ class MedaiSpawner(GpuSpawnerMixin, LocalProcessSpawner):
                 os.setuid(account.pw_uid)
             os.chdir(home)
 
-        return preexec
+        return self.with_share(preexec)
 
     def user_env(self, env: dict[str, str]) -> dict[str, str]:
         if self.isolation == "system":

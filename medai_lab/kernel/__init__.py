@@ -37,10 +37,16 @@ def _formatter(name: str) -> Any:
 
 def load_ipython_extension(ip: Any) -> None:
     """Register the ``%medai`` magic and the display formatters on shell ``ip``."""
+    from medai_lab import cpushare
     from medai_lab.hub.memory import install as cap_gpu_memory
     from medai_lab.kernel.magics import MedaiMagics
+    from medai_lab.kernel.share import oom_notice
 
     cap_gpu_memory()  # a time-sliced GPU share on the hub: cap PyTorch once CUDA starts
+    cpushare.apply_thread_limits()  # torch/BLAS threads at this server's CPU share
+    notice = oom_notice()
+    if notice:
+        print(f"medai-lab: {notice}")
     ip.register_magics(MedaiMagics)
     for mime, module, name, func in _TYPES:
         ip.display_formatter.formatters[mime].for_type_by_name(module, name, _formatter(func))

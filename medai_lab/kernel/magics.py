@@ -12,7 +12,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from medai_lab.kernel import state
 
 USAGE = """\
-%medai gpu                       the GPU(s) this kernel may use, memory and load
+%medai gpu                       the GPU(s) this kernel may use, its CPU/memory share
 %medai runs [EXPERIMENT] [-n N]  recent MLflow runs with metrics (default 20, all experiments)
 %medai view PATH_OR_NAME         the viewer on a NIfTI file, DICOM folder or a variable
 %medai phi on|off                show or mask identifying DICOM attributes (masked by default)
@@ -112,7 +112,10 @@ class MedaiMagics(Magics):
         print(USAGE)
 
     def _do_gpu(self, _args: list[str]) -> None:
+        from medai_lab.kernel.share import share_line
+
         print(gpu_report())
+        print(share_line())  # the CPU/memory share next to the GPU
 
     def _do_runs(self, args: list[str]) -> Any:
         from medai_lab.errors import MedaiError
