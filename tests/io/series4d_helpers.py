@@ -104,3 +104,85 @@ def sidecar(nii: Path) -> dict[str, Any]:
 def canonical_4d(arr: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(arr), affine))
     return np.asanyarray(img.dataobj), img.affine
+
+
+def build_enhanced(
+    base: str | Path, out: Path, volumes: list[dict[str, Any]], *, n_slices: int = 4
+) -> Path:
+    """One Enhanced MR multi-frame file from a real slice: per-frame functional groups.
+
+    ``volumes[v]`` maps a functional-group macro keyword (``MREchoSequence``,
+    ``MRDiffusionSequence``, ``CardiacSynchronizationSequence``) to the attributes of its
+    item for volume ``v``. Frames are stored volume by volume; DimensionIndexValues hold
+    (volume, in-stack position), 1-based.
+    """
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    src = pydicom.dcmread(base)
+    arr = src.pixel_array
+    iop = [float(v) for v in src.ImageOrientationPatient]
+    normal = np.cross(iop[:3], iop[3:])
+    ipp0 = np.array([float(v) for v in src.ImagePositionPatient])
+    step = float(getattr(src, "SliceThickness", 0) or 2.0)
+    ds = copy.deepcopy(src)
+    for kw in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
+               "EchoTime", "RescaleSlope", "RescaleIntercept", "InstanceNumber"):  # fmt: skip
+        if kw in ds:
+            delattr(ds, kw)
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"  # Enhanced MR Image Storage
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _uid("enhanced")
+    ds.SeriesInstanceUID = _uid("enhanced-series")
+    ds.InstanceNumber = 1
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
+    shared = Dataset()
+    orient, measures = Dataset(), Dataset()
+    orient.ImageOrientationPatient = src.ImageOrientationPatient
+    measures.PixelSpacing = src.PixelSpacing
+    measures.SliceThickness = f"{step:g}"
+    shared.PlaneOrientationSequence = Sequence([orient])
+    shared.PixelMeasuresSequence = Sequence([measures])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    items, frames = [], []
+    for v, attrs in enumerate(volumes):
+        for s in range(n_slices):
+            item, pos, content = Dataset(), Dataset(), Dataset()
+            pos.ImagePositionPatient = [f"{x:.4f}" for x in ipp0 + s * step * normal]
+            content.DimensionIndexValues = [v + 1, s + 1]
+            content.StackID = "1"
+            content.InStackPositionNumber = s + 1
+            item.PlanePositionSequence = Sequence([pos])
+            item.FrameContentSequence = Sequence([content])
+            for macro, values in attrs.items():
+                inner = Dataset()
+                for kw, val in values.items():
+                    setattr(inner, kw, val)
+                setattr(item, macro, Sequence([inner]))
+            items.append(item)
+            frames.append(np.roll(arr, (3 * s, 5 * v), axis=(0, 1)))
+    ds.PerFrameFunctionalGroupsSequence = Sequence(items)
+    from pydicom.datadict import tag_for_keyword
+
+    org_uid = _uid("enhanced-dims")
+    org = Dataset()
+    org.DimensionOrganizationUID = org_uid
+    ds.DimensionOrganizationSequence = Sequence([org])
+    pointers = []
+    macro, values = next(iter(volumes[0].items()))
+    for seq_kw, kw in (
+        (macro, next(iter(values))),
+        ("FrameContentSequence", "InStackPositionNumber"),
+    ):
+        d = Dataset()
+        d.DimensionOrganizationUID = org_uid
+        d.DimensionIndexPointer = tag_for_keyword(kw)
+        d.FunctionalGroupPointer = tag_for_keyword(seq_kw)
+        pointers.append(d)
+    ds.DimensionIndexSequence = Sequence(pointers)
+    ds.NumberOfFrames = len(items)
+    ds.PixelData = np.stack(frames).astype(arr.dtype).tobytes()
+    out.mkdir(parents=True, exist_ok=True)
+    ds.save_as(out / "enhanced.dcm", enforce_file_format=True)
+    return out

@@ -216,3 +216,35 @@ def test_3d_series_keep_the_3d_api(shared_data):
     vol = load_series(shared_data / "ct_series_basel" / "dicom")
     assert vol.array.ndim == 3 and vol.n_volumes == 1 and vol.axis4 is None
     assert "axis4" not in vol.meta and vol.volume(0) is vol
+
+
+ENHANCED = {
+    "echo": [{"MREchoSequence": {"EffectiveEchoTime": te}} for te in (9.0, 18.0, 27.0)],
+    "phase": [
+        {"CardiacSynchronizationSequence": {"NominalCardiacTriggerDelayTime": t}}
+        for t in (0.0, 30.0, 60.0)
+    ],
+    "diffusion": [
+        {"MRDiffusionSequence": {"DiffusionBValue": b, "DiffusionDirectionality": "BMATRIX"}}
+        for b in (0.0, 500.0, 1000.0)
+    ],
+}
+
+
+@pytest.mark.parametrize("axis", list(ENHANCED))
+def test_enhanced_multiframe_volumes_hold_the_frames_dcm2niix_reads(axis, dcm2niix, tmp_path):
+    """Enhanced MR from a real slice: per-frame functional groups carry the 4th axis.
+
+    This dcm2niix release writes these frames as one 3-D run sorted by position (the frames
+    of each position side by side, in stored order), so slice ``k * n_volumes + t`` of its
+    output must be slice ``k`` of our volume ``t``.
+    """
+    from series4d_helpers import build_enhanced
+
+    src = build_enhanced(get_testdata_file(MR), tmp_path / "e", ENHANCED[axis])
+    (ref_nii,) = run_dcm2niix_all(dcm2niix, src, tmp_path / "ref")
+    vol = load_series(src)
+    assert vol.axis4["name"] == axis and vol.n_volumes == 3
+    ref = np.asanyarray(nib.as_closest_canonical(nib.load(ref_nii)).dataobj)
+    ours, _ = canonical_4d(vol.array, vol.affine)
+    np.testing.assert_array_equal(ours, ref.reshape(ours.shape))
