@@ -17,7 +17,7 @@ STAMP := $(VENV)/.medai-installed
 # `uv pip` arguments for the lock and torch build of this machine (expanded only when syncing).
 LOCK_ARGS = $(shell environments/select_lock.sh --torch '$(TORCH)' --find-links '$(FIND_LINKS)' --venv '$(VENV)')
 
-.PHONY: install python-env demo demo-full doctor gpu-check test lint format bench lock clean
+.PHONY: install python-env demo demo-full doctor gpu-check test lint typecheck format bench lock clean
 
 # The notebook viewer's ES module, bundled from TypeScript with npm + esbuild (offline at run time).
 WIDGET_DIR := medai_lab/widgets/js
@@ -63,9 +63,14 @@ gpu-check: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: install
+# Style: ruff lint rules and formatting (check only; `make format` fixes).
+lint: python-env
 	$(VENV)/bin/ruff check medai_lab tests benchmarks
 	$(VENV)/bin/ruff format --check medai_lab tests benchmarks
+
+# Types: mypy on medai_lab/ (settings and per-module relaxations in mypy.ini).
+typecheck: python-env
+	$(VENV)/bin/mypy --config-file mypy.ini
 
 format: install
 	$(VENV)/bin/ruff format medai_lab tests benchmarks

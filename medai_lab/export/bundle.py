@@ -27,8 +27,8 @@ from typing import Any
 
 from medai_lab import __version__
 from medai_lab.atomic import atomic_dir
-from medai_lab.errors import MedaiError
 from medai_lab.contract import ModelContract
+from medai_lab.errors import MedaiError
 from medai_lab.export.exporters import ExportError, as_contract, export_model
 
 __all__ = ["SCHEMA", "BundleResult", "export_bundle"]
@@ -70,9 +70,8 @@ def export_bundle(
     network
         The eager ``torch.nn.Module`` (traced by :func:`export_model` and checked against it).
     contract
-        A :class:`~medai_lab.contract.ModelContract` (or its JSON form): ``patch_size``, ``spacing``,
-        ``intensity``, ``labels`` are required; ``inference`` (``overlap``, ``mode``,
-        ``keep_largest``...) makes the bundle post-process as validation did.
+        A :class:`~medai_lab.contract.ModelContract` (or its JSON form); its ``inference``
+        (``overlap``, ``mode``, ``keep_largest``...) makes the bundle post-process like validation.
     out
         Bundle folder; must not exist or be empty.
     name, version, description
@@ -314,7 +313,8 @@ def _readme(meta: dict[str, Any], contract: dict[str, Any], config: dict[str, An
     """``docs/README.md``: what the model is, what it expects, how to run and check it."""
     spec, pred = contract["intensity"], meta["network_data_format"]["outputs"]["pred"]
     if spec["mode"] == "ct_window":
-        intensity = f"CT window [{spec['a_min']}, {spec['a_max']}] HU scaled to [0, 1], clipped"
+        window = f"[{spec['a_min']:g}, {spec['a_max']:g}]"
+        intensity = f"CT window {window} HU scaled to [0, 1], clipped"
     else:
         intensity = "z-score over non-zero voxels, per channel"
     threshold = contract.get("foreground_threshold")

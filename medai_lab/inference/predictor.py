@@ -1,9 +1,10 @@
 """``Predictor``: a trained or exported network applied to whole images, labels on their grid.
 
 The same steps as validation, from the model's :class:`~medai_lab.contract.ModelContract`
-(built by :func:`medai_lab.tasks.checkpoint.model_contract` at training time): load, RAS, resample to the model spacing,
-body crop, intensity transform, sliding-window inference, argmax, largest component; then the
-label map goes back through MONAI's inverse transforms onto the input image's own grid.
+(built by :func:`medai_lab.tasks.checkpoint.model_contract` at training time): load, RAS,
+resample to the model spacing, body crop, intensity transform, sliding-window inference,
+argmax, largest component; then the label map goes back through MONAI's inverse transforms
+onto the input image's own grid.
 """
 
 from __future__ import annotations
