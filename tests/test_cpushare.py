@@ -85,3 +85,21 @@ def test_cgroup_quota_and_memory_limit_are_read():
 def test_oom_message_names_the_share():
     text = cpushare.oom_message(2, 2 * 1024**3)
     assert "2 process(es)" in text and "memory share (2.0 GiB)" in text
+
+
+def test_doctor_shows_the_share_it_runs_in():
+    backend = limits.detect("auto")
+    if not backend.startswith("cgroup"):
+        pytest.skip(f"no writable cgroup hierarchy here ({backend}): run as root")
+    placement = limits.place(f"test-doctor-{os.getpid()}", Share(0.5, parse_size("300M")), backend)
+    exe = os.path.join(os.path.dirname(sys.executable), "medai-lab")
+    try:
+        out = subprocess.run(
+            [exe, "doctor"], preexec_fn=limits.child_setup(placement), capture_output=True,
+            text=True, timeout=180,
+        ).stdout  # fmt: skip
+    finally:
+        limits.release(placement)
+    line = next(x for x in out.splitlines() if "cpu/memory" in x)
+    assert "1 CPU(s) for this process" in line and "cgroup quota 0.5" in line
+    assert "memory share 0.3 GiB (cgroup limit)" in line

@@ -159,36 +159,53 @@ def claim_cores(placement: Placement) -> None:
 def place(
     key: str, share: Share, backend: str, pin: bool = True, root: str = CGROUP_ROOT
 ) -> Placement:
-    """Create the server's cgroup(s) with the share's limits and choose its cores."""
+    """Create the server's cgroup(s) with the share's limits and choose its cores.
+
+    On failure nothing is left behind (folders removed, cores freed) and the error is raised.
+    """
     placement = Placement(key, backend)
     if pin and share.cpus and backend != "none":
         placement.cores = pick_cores(key, share.threads)
-    base = Path(root)
-    if backend == "cgroup2":
-        base2 = _v2_base(base)
-        if base2 is None:
-            raise ResourceError("the cgroup v2 hierarchy is no longer writable")
-        folder = _v2_prepare(base2) / key
-        folder.mkdir(exist_ok=True)
-        cpu = f"{int(share.cpus * PERIOD_US)} {PERIOD_US}" if share.cpus else f"max {PERIOD_US}"
-        _write(folder / "cpu.max", cpu)
-        _write(folder / "memory.max", str(share.memory) if share.memory else "max")
-        if share.memory and (folder / "memory.swap.max").exists():
-            _write(folder / "memory.swap.max", "0")  # the share is RAM, not RAM + swap
-        placement.folders = [str(folder)]
-    elif backend == "cgroup1":
-        bases = _v1_bases(base)
-        if bases is None:
-            raise ResourceError("the cgroup v1 hierarchy is no longer writable")
-        cpu_dir, mem_dir = bases["cpu"] / PARENT / key, bases["memory"] / PARENT / key
-        for d in (cpu_dir, mem_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        _write(cpu_dir / "cpu.cfs_period_us", str(PERIOD_US))
-        quota = str(int(share.cpus * PERIOD_US)) if share.cpus else "-1"
-        _write(cpu_dir / "cpu.cfs_quota_us", quota)
-        _write(mem_dir / "memory.limit_in_bytes", str(share.memory) if share.memory else "-1")
-        placement.folders = [str(cpu_dir), str(mem_dir)]
+    try:
+        if backend == "cgroup2":
+            _place_v2(placement, share, Path(root))
+        elif backend == "cgroup1":
+            _place_v1(placement, share, Path(root))
+    except BaseException:
+        release(placement)
+        raise
     return placement
+
+
+def _place_v2(placement: Placement, share: Share, root: Path) -> None:
+    base = _v2_base(root)
+    if base is None:
+        raise ResourceError("the cgroup v2 hierarchy is no longer writable")
+    folder = _v2_prepare(base) / placement.key
+    folder.mkdir(exist_ok=True)
+    placement.folders = [str(folder)]
+    cpu = f"{int(share.cpus * PERIOD_US)} {PERIOD_US}" if share.cpus else f"max {PERIOD_US}"
+    _write(folder / "cpu.max", cpu)
+    _write(folder / "memory.max", str(share.memory) if share.memory else "max")
+    if share.memory and (folder / "memory.swap.max").exists():
+        _write(folder / "memory.swap.max", "0")  # the share is RAM, not RAM + swap
+
+
+def _place_v1(placement: Placement, share: Share, root: Path) -> None:
+    bases = _v1_bases(root)
+    if bases is None:
+        raise ResourceError("the cgroup v1 hierarchy is no longer writable")
+    cpu_dir = bases["cpu"] / PARENT / placement.key
+    mem_dir = bases["memory"] / PARENT / placement.key
+    for d in (cpu_dir, mem_dir):
+        d.mkdir(parents=True, exist_ok=True)
+        placement.folders.append(str(d))
+    _write(cpu_dir / "cpu.cfs_period_us", str(PERIOD_US))
+    _write(cpu_dir / "cpu.cfs_quota_us", str(int(share.cpus * PERIOD_US)) if share.cpus else "-1")
+    _write(mem_dir / "memory.limit_in_bytes", str(share.memory) if share.memory else "-1")
+    if share.memory and (mem_dir / "memory.memsw.limit_in_bytes").exists():
+        with contextlib.suppress(OSError):  # RAM + swap at the share too, where accounted
+            _write(mem_dir / "memory.memsw.limit_in_bytes", str(share.memory))
 
 
 def child_setup(placement: Placement) -> Callable[[], None]:

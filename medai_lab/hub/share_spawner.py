@@ -54,7 +54,11 @@ class ShareSpawnerMixin(HasTraits):
         share = policy.share_for(groups, self._held_by_user())
         key = limits.server_key(self.user.name, self.name)
         backend = limits.detect(self.limits_backend) if self._runs_locally() else "none"
-        self._placement = limits.place(key, share, backend, policy.pin)
+        try:
+            self._placement = limits.place(key, share, backend, policy.pin)
+        except (OSError, limits.ResourceError) as exc:  # e.g. a cgroup tree no longer delegated
+            self.log.warning("%s: cannot use %s (%s); CPU affinity only", key, backend, exc)
+            self._placement = limits.place(key, share, "affinity", policy.pin)
         self._share = share
         self.cpu_limit = share.cpus or None
         self.mem_limit = share.memory or None
