@@ -57,6 +57,12 @@ def _add_share_flags(p: Any) -> None:
                    choices=["auto", "cgroup2", "cgroup1", "affinity", "none"],
                    help="how shares are enforced (auto: the best this machine allows)")  # fmt: skip
     g.add_argument("--no-pin", action="store_true", help="do not give servers their own cores")
+    g.add_argument(
+        "--print-kube-override",
+        action="store_true",
+        help="print the share as a Zero to JupyterHub profile's kubespawner_override (YAML: "
+        "requests, limits, thread variables) and exit",
+    )
 
 
 def resource_policy(args: argparse.Namespace, gpu_units: int) -> Any:
@@ -260,6 +266,8 @@ def run(args: argparse.Namespace) -> int:
         rows = write_usage_csv(state, args.export_usage)
         print(f"wrote the usage of {len(rows)} user(s) to {args.export_usage}")
         return 0
+    if args.print_kube_override:
+        return _print_kube_override(args)
     from medai_lab.hub.inventory import describe
     from medai_lab.hub.settings import write_config
 
@@ -280,6 +288,17 @@ def run(args: argparse.Namespace) -> int:
     os.chdir(settings.data)
     os.execv(command[0], command)
     return 0  # not reached
+
+
+def _print_kube_override(args: argparse.Namespace) -> int:
+    import yaml
+
+    from medai_lab.hub.resources import Share, kube_override
+
+    policy = resource_policy(args, 0)
+    override = kube_override(Share(policy.cpus_per_server, policy.memory_per_server))
+    print(yaml.safe_dump({"kubespawner_override": override}, sort_keys=False), end="")
+    return 0
 
 
 def _describe_share(settings: Any) -> str:

@@ -202,7 +202,7 @@ def kube_override(share: Share, guarantee: float = 0.5) -> dict[str, Any]:
         out["cpu_limit"] = share.cpus
         out["cpu_guarantee"] = round(share.cpus * guarantee, 3)
     if share.memory:
-        out["mem_limit"] = str(share.memory)
-        out["mem_guarantee"] = str(int(share.memory * guarantee))
+        out["mem_limit"] = share.memory
+        out["mem_guarantee"] = int(share.memory * guarantee)
     out["environment"] = share_env(share.cpus, share.memory)
     return out

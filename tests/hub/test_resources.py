@@ -58,7 +58,7 @@ def test_threads_follow_cpu_limit_for_any_spawner():
     assert share_env(None, None) == {}
     kube = kube_override(Share(4, parse_size("16G")))
     assert kube["cpu_limit"] == 4 and kube["cpu_guarantee"] == 2
-    assert kube["mem_limit"] == str(parse_size("16G"))
+    assert kube["mem_limit"] == parse_size("16G")
     assert kube["environment"]["OPENBLAS_NUM_THREADS"] == "4"
 
 
@@ -94,3 +94,16 @@ def test_command_flags(tmp_path):
     assert not ResourcePolicy.from_dict(off.resources).active
     with pytest.raises(MedaiError, match="not a memory size"):
         settings_from_args(_args("--data", str(tmp_path), "--mem-per-server", "big"))
+
+
+def test_print_kube_override(capsys):
+    import yaml
+
+    from medai_lab.cli import main
+
+    argv = ["hub", "--print-kube-override", "--cpus-per-server", "4", "--mem-per-server", "16G"]
+    assert main(argv) == 0
+    override = yaml.safe_load(capsys.readouterr().out)["kubespawner_override"]
+    assert override["cpu_limit"] == 4 and override["cpu_guarantee"] == 2
+    assert override["mem_limit"] == 16 * 1024**3
+    assert override["environment"]["OMP_NUM_THREADS"] == "4"
