@@ -84,7 +84,7 @@ class Deidentifier:
         *,
         allow_burned_in: bool = False,
         linkage: bool = False,
-        pixels: str = "off",
+        pixels: str = "redact",
     ) -> None:
         self.profile = Profile.build(options)
         self.keyed = Keyed(key)

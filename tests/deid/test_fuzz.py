@@ -477,4 +477,4 @@ def test_process_returns_an_outcome_for_any_bytes(deidentifier: Deidentifier, bu
 
 @pytest.fixture(scope="module")
 def deidentifier() -> Deidentifier:
-    return Deidentifier(KEY)
+    return Deidentifier(KEY, pixels="off")

@@ -1,5 +1,11 @@
 """Where to redact: text boxes from the detector on every frame (or a documented subset of
-long cine loops), grown by a margin, plus the fixed regions of known vendor layouts."""
+long cine loops), grown by a margin, plus the fixed regions of known vendor layouts.
+
+Each frame is read in several looks (``frames.view`` and ``frames.second_looks``): the
+windowed view, the equalised grey values or, for colour, the chroma and green channel, and
+colour frames up to ``CLOSE_SIDE`` enlarged. Every box must then pass the shape and stroke
+checks of ``verify`` and the recogniser's check of ``textness``.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medai_lab.deid.pixels import ocr, prefilter, verify
-from medai_lab.deid.pixels.frames import Pixels, view
+from medai_lab.deid.pixels import ocr, prefilter, textness, verify
+from medai_lab.deid.pixels.frames import Pixels, second_looks, view
 
 Box = ocr.Box
 MAX_FRAMES = 16  # cine loops longer than this: see ``find_boxes``
+RECOGNISER_CHECK = True  # ask ``textness`` about each box (rapidocr engine)
+SECOND_LOOKS = True  # also run the detector on ``frames.second_looks`` of a frame
 
 
 @dataclass
@@ -55,17 +63,45 @@ def find_boxes(px: Pixels, *, engine: str = ocr.DEFAULT, use_prefilter: bool = T
         views += [stack_hi, stack_lo]
     boxes: list[Box] = []
     runs = 0
-    for v in views:
-        if use_prefilter and not prefilter.maybe_text(v):
+    for k, v in enumerate(views):
+        looks = [v]
+        if SECOND_LOOKS and k < len(frames):
+            looks += second_looks(px, frames[k], v)
+        if use_prefilter and not any(prefilter.maybe_text(x) for x in looks):
             continue
-        runs += 1
-        boxes.extend(_grow(b, h, w) for b in ocr.detect(v, engine) if _lettering(v, b, h, w))
+        for j, x in enumerate(looks):
+            runs += 1
+            scale = close_look(x, h, w) if j == 0 else None
+            boxes.extend(
+                _grow(b, h, w)
+                for b in ocr.detect(x, engine, scale)
+                if _lettering(x, b, h, w, engine)
+            )
     return Found(sorted(set(boxes)), len(frames), runs)
 
 
-def _lettering(rgb: np.ndarray, box: Box, h: int, w: int) -> bool:
-    """The detector's region is shaped like a text line and holds letter-like strokes."""
-    return verify.plausible_size(box, h, w) and verify.has_lettering(rgb, box)
+CLOSE_SIDE = 1280  # colour frames up to this side: the detector reads the base view enlarged
+
+
+def close_look(rgb: np.ndarray, h: int, w: int) -> float | None:
+    """Detector scale for the base view of a colour frame: ultrasound and screen captures
+    (up to about 1024 px) carry 8-10 px lettering, which the detector finds far more reliably
+    at twice the size. Grey frames keep the default (enlarging them raises false positives
+    on mosaics and anatomy more than it finds text)."""
+    side = max(h, w)
+    if rgb.strides[2] == 0 or side >= CLOSE_SIDE or side < 256:
+        return None
+    return min(4.0, CLOSE_SIDE / side)
+
+
+def _lettering(rgb: np.ndarray, box: Box, h: int, w: int, engine: str) -> bool:
+    """The detector's region is shaped like a text line, holds letter-like strokes, and the
+    recogniser hears characters in it."""
+    return (
+        verify.plausible_size(box, h, w)
+        and verify.has_lettering(rgb, box)
+        and (engine != "rapidocr" or not RECOGNISER_CHECK or textness.is_text(rgb, box))
+    )
 
 
 def coverage_mask(boxes: list[Box], h: int, w: int) -> np.ndarray:

@@ -90,8 +90,7 @@ def view(px: Pixels, frame: int) -> np.ndarray:
 
             arr = convert_color_space(arr, "YBR_FULL", "RGB")
         return _to8(arr, per_image=False)
-    gray = _to8(arr, per_image=True)
-    return np.broadcast_to(gray[..., None], (*gray.shape, 3))  # no copy: channel stride 0
+    return _grey3(_to8(arr, per_image=True))  # no copy: channel stride 0
 
 
 def _to8(arr: np.ndarray, *, per_image: bool) -> np.ndarray:
@@ -114,3 +113,32 @@ def _to8(arr: np.ndarray, *, per_image: bool) -> np.ndarray:
     out[arr == vmax] = 255
     out[arr == vmin] = 0
     return out
+
+
+def second_looks(px: Pixels, frame: int, base: np.ndarray) -> list[np.ndarray]:
+    """Other 8-bit views of one frame, for text that the windowed ``base`` view hides.
+
+    Monochrome: the stored values equalised (rank order onto 0..255), so dim text on a dark
+    background keeps a step even when bright anti-aliased text or metal stretches the window.
+    Colour: the chroma (channel max minus min), where coloured lettering stands out from a
+    grey image, and the green channel: the colours scanners draw text in (white, yellow,
+    green, cyan) all carry full green, while colour Doppler (red, orange, blue) does not.
+    """
+    if base.strides[2] != 0:  # colour view
+        chroma = base.max(axis=2) - base.min(axis=2)
+        return [_grey3(chroma), _grey3(np.ascontiguousarray(base[..., 1]))]
+    return [_grey3(equalised(px.stored[frame]))]
+
+
+def equalised(arr: np.ndarray) -> np.ndarray:
+    """Histogram equalisation of integer stored values onto 0..255 (uint8)."""
+    lo = int(arr.min())
+    shifted = (arr.astype(np.int64) - lo).ravel()
+    cdf = np.cumsum(np.bincount(shifted))
+    span = max(int(cdf[-1] - cdf[0]), 1)
+    lut = np.clip((cdf - cdf[0]) * (255.0 / span), 0, 255).astype(np.uint8)
+    return lut[shifted].reshape(arr.shape)
+
+
+def _grey3(gray: np.ndarray) -> np.ndarray:
+    return np.broadcast_to(gray[..., None], (*gray.shape, 3))

@@ -4,8 +4,9 @@ Two engines, both loaded once per process and run single-threaded (the de-identi
 pipeline parallelises by process):
 
 - ``rapidocr``: the PP-OCRv4 text *detection* network (DB, differentiable binarisation) shipped
-  as ONNX inside the ``rapidocr-onnxruntime`` wheel, run with onnxruntime. Only the detector
-  runs; its probability map is turned into axis-aligned boxes here.
+  as ONNX inside the ``rapidocr-onnxruntime`` wheel, run with onnxruntime; its probability map
+  is turned into axis-aligned boxes here. The wheel's recognition network then only judges
+  whether a box holds characters (``textness``); what they say is never decoded.
 - ``tesseract``: Tesseract 5's layout analysis (text lines) through ``tesserocr``, with the
   Debian ``tesseract-ocr-eng`` data.
 """
@@ -35,10 +36,18 @@ def _version(dist: str) -> str:
         return "?"
 
 
-def _det_model() -> Path:
+_MODELS = {"det": "ch_PP-OCRv4_det_infer.onnx", "rec": "ch_PP-OCRv4_rec_infer.onnx"}
+
+
+def model_path(kind: str) -> Path:
+    """The PP-OCRv4 ``det`` or ``rec`` network inside the rapidocr-onnxruntime wheel."""
     import rapidocr_onnxruntime
 
-    return Path(rapidocr_onnxruntime.__file__).parent / "models" / "ch_PP-OCRv4_det_infer.onnx"
+    return Path(rapidocr_onnxruntime.__file__).parent / "models" / _MODELS[kind]
+
+
+def _det_model() -> Path:
+    return model_path("det")
 
 
 def _tessdata() -> str | None:
@@ -56,8 +65,8 @@ def unavailable(engine: str = DEFAULT) -> str | None:
         except ImportError:
             return f"OCR engine missing: onnxruntime is not installed ({_HINT})"
         try:
-            if not _det_model().is_file():
-                return f"OCR engine missing: the PP-OCRv4 detection model is not there ({_HINT})"
+            if not all(model_path(k).is_file() for k in _MODELS):
+                return f"OCR engine missing: the PP-OCRv4 models are not there ({_HINT})"
         except ImportError:
             return f"OCR engine missing: rapidocr-onnxruntime is not installed ({_HINT})"
         return None
@@ -76,7 +85,7 @@ def describe(engine: str = DEFAULT) -> str:
     """Engine name and versions, for the audit trail."""
     if engine == "rapidocr":
         return (
-            f"rapidocr-onnxruntime {_version('rapidocr-onnxruntime')} PP-OCRv4 det"
+            f"rapidocr-onnxruntime {_version('rapidocr-onnxruntime')} PP-OCRv4 det + rec check"
             f" (onnxruntime {_version('onnxruntime')})"
         )
     if engine == "tesseract":
@@ -126,17 +135,14 @@ def _scale(h: int, w: int) -> float:
     return min(1.0, 2048 / side)
 
 
-def detect(rgb: np.ndarray, engine: str = DEFAULT) -> list[Box]:
-    """Text boxes in an 8-bit RGB image (rows, cols, 3)."""
+def detect(rgb: np.ndarray, engine: str = DEFAULT, scale: float | None = None) -> list[Box]:
+    """Text boxes in an 8-bit RGB image (rows, cols, 3); ``scale`` overrides the detector's
+    resize factor (rapidocr)."""
     if engine == "rapidocr":
-        return _detect_db(rgb)
+        return [c.box for c in candidates(rgb, scale=scale)]
     if engine == "tesseract":
         return _detect_tesseract(rgb)
     raise ValueError(unavailable(engine))
-
-
-def _detect_db(rgb: np.ndarray) -> list[Box]:
-    return [c.box for c in candidates(rgb)]
 
 
 @dataclass(frozen=True)

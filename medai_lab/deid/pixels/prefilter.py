@@ -61,6 +61,8 @@ def _isolated(extreme: np.ndarray, contrast: np.ndarray) -> np.ndarray:
 
 def _rows_of_glyphs(mask: np.ndarray, letters: int) -> bool:
     from scipy import ndimage
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
 
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
     if n == 0:
@@ -90,7 +92,7 @@ def _rows_of_glyphs(mask: np.ndarray, letters: int) -> bool:
     gap = np.maximum(b[:, 2][None, :] - b[:, 3][:, None], b[:, 2][:, None] - b[:, 3][None, :])
     near = gap <= 1.5 * tall
     links = same_line & similar & near
-    np.fill_diagonal(links, False)
     weight = np.where(word[glyph], 3, 1)  # a merged word counts as three letters
-    line_mass = links.astype(np.int32) @ weight + weight
-    return bool((line_mass >= letters).any())
+    # a line is a chain of neighbours: "28.09.1990" links 2-8, 8-0, ... but not 2 to 9
+    _, line = connected_components(csr_matrix(links), directed=False)
+    return bool((np.bincount(line, weights=weight) >= letters).any())

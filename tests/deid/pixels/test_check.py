@@ -34,14 +34,14 @@ def test_recall_of_strings_8px_and_taller(checked):
     texts = [(t, o) for item, _, o in checked for t in item.texts if t.height >= 8]
     assert len(texts) >= 30
     recall = sum(_found(t, o) for t, o in texts) / len(texts)
-    assert recall >= 0.9, f"recall {recall:.2f}"
+    assert recall >= 0.93, f"recall {recall:.2f}"
 
 
 def test_text_free_images_are_rarely_redacted(checked):
     free = [(item, o) for item, _, o in checked if item.text_free]
     assert len(free) >= 10
     touched = [item.name for item, o in free if o.action != "clean"]
-    assert len(touched) / len(free) <= 0.15, touched
+    assert len(touched) <= 1, touched
 
 
 def test_pixels_outside_the_boxes_are_bit_identical(checked):
