@@ -51,6 +51,11 @@ def read_frames(
     items = list(by_file.items())
     # Header parsing holds the GIL; more threads than cores only add contention (measured).
     workers = workers or min(4, os.cpu_count() or 1)
+    coded = [it for it in items if not it[1][0][1].header.raw_readable]  # type: ignore[union-attr]
+    if len(coded) >= _MIN_PARALLEL_DECODE and workers > 1:
+        # Compressed frames: decoders hold the GIL, so they run in processes.
+        _decode_in_processes(coded, out, workers)
+        items = [it for it in items if it[1][0][1].header.raw_readable]  # type: ignore[union-attr]
     if len(items) < 4 or workers == 1:
         for item in items:
             load(item)
@@ -59,6 +64,55 @@ def read_frames(
             list(pool.map(load, items))
     _mask_bits(out, headers)
     return out
+
+
+_MIN_PARALLEL_DECODE = 8  # files: below this, starting processes costs more than it saves
+
+
+def _decode_in_processes(
+    items: list[tuple[Path, list[tuple[int, FrameRef]]]], out: np.ndarray, workers: int
+) -> None:
+    """Decode compressed files in ``workers`` processes, placing frames into ``out``."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork: workers start in milliseconds with pydicom already imported (no re-import).
+    method = "fork" if "fork" in mp.get_all_start_methods() else None
+    jobs = []
+    for path, placed in items:
+        header = placed[0][1].header
+        assert header is not None
+        jobs.append((path, header.mosaic_tiles, header.n_frames, [ref.index for _, ref in placed]))
+    chunk = max(1, len(jobs) // (4 * workers))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method)) as pool:
+        for (path, placed), result in zip(
+            items, pool.map(_decode_job, jobs, chunksize=chunk), strict=True
+        ):
+            if isinstance(result, str):
+                raise DicomError(result)
+            if result.shape[1:] != out.shape[1:]:
+                raise DicomError(f"{path.name}: decoded size {result.shape[1:]} != Rows x Columns")
+            for (k, _), frame in zip(placed, result, strict=True):
+                out[k] = frame
+
+
+def _decode_job(job: tuple[Path, int, int, list[int]]) -> np.ndarray | str:
+    """Worker: the requested frames of one file, or a one-line reason it cannot be decoded."""
+    import pydicom
+
+    path, tiles, n_frames, indices = job
+    try:
+        ds = pydicom.dcmread(path)
+        arr = ds.pixel_array
+    except Exception as exc:  # decoders raise many types; the reason is what matters
+        return f"{path.name}: cannot decode pixel data ({str(exc).splitlines()[0][:120]})"
+    if tiles:
+        from medai_lab.io.multiframe import demosaic
+
+        arr = demosaic(arr, tiles, n_frames)
+    elif n_frames == 1:
+        arr = arr[np.newaxis]
+    return np.ascontiguousarray(arr[indices])
 
 
 def _read_raw(header: ImageHeader, placed: list[tuple[int, FrameRef]], out: np.ndarray) -> None:
