@@ -22,7 +22,7 @@ SIDECAR = {
     "task": "liver",
     "patch_size": [32, 32, 32],
     "spacing": [3.0, 3.0, 5.0],
-    "intensity": {"kind": "ct_window", "a_min": -150, "a_max": 250},
+    "intensity": {"mode": "ct_window", "a_min": -150, "a_max": 250},
     "labels": {"0": "background", "1": "liver", "2": "tumour"},
 }
 
@@ -103,6 +103,7 @@ def test_model_submissions_need_a_valid_sidecar(make_challenge: Any, tmp_path: P
         (dict(format="torchscript"), "describes a torchscript model"),
         (dict(patch_size=[32, 32]), "patch_size must be three positive numbers"),
         (dict(labels={"0": "background", "1": "liver"}), "does not predict label\\(s\\) 2"),
+        (dict(intensity={"mode": "histogram"}), "bad intensity.mode 'histogram'"),
     ]
     for i, (change, message) in enumerate(cases):
         with pytest.raises(ChallengeError, match=message):

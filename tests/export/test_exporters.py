@@ -32,7 +32,8 @@ def test_export_matches_eager_on_new_shapes(fmt: str, tmp_path: Path) -> None:
     net = _net()
     result = export_model(net, CONTRACT, tmp_path / "model.bin", fmt)
     run, meta = load_exported(result.model)
-    assert meta["format"] == fmt and meta["labels"] == CONTRACT["labels"]
+    foreground = {k: v for k, v in CONTRACT["labels"].items() if k != "0"}
+    assert meta["format"] == fmt and meta["labels"] == foreground  # background is implied
     assert meta["spacing"] == CONTRACT["spacing"] and meta["input"]["shape"] == [1, 1, 32, 32, 32]
     assert result.sidecar == tmp_path / "model.bin.json"
     x = torch.randn(2, 1, 48, 40, 32)  # another batch size and patch than the export saw
