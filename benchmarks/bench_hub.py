@@ -16,6 +16,16 @@ file (WAL, ``BEGIN IMMEDIATE``), pools of 4 and 64 units, median over 500 calls.
 
 Prints ``METRIC`` lines and, last, ``RATIO spawn10_vs_spawn1 <x>`` (time for ten / time for
 one; 10 would mean no concurrency at all, 1 perfect overlap).
+
+``--cpu-share``: four hub users training at once on this machine's cores (issue 23). Four
+``medai-lab train liver --preset smoke`` runs start together (a) with today's defaults (every
+library sizes its thread pools by the machine's cores) and (b) each in the share the hub gives
+a server when four users are expected: ``cores/4`` CPUs enforced as the hub enforces it
+(``medai_lab.hub.limits``: a cgroup CPU quota where the bench may write cgroups, plus the
+server's own core) and the matching thread variables (``share_env``); and (c) one run alone
+with the defaults. Every run trains the same samples, so total samples/s is proportional to
+runs finished per second. ``RATIO contended_vs_alone <x>`` = total throughput of the four with
+shares over one alone (1.0: four users together get as much done as one alone).
 """
 
 from __future__ import annotations
@@ -37,9 +47,11 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _quiet import Quiet
 
+from medai_lab.hub import limits
 from medai_lab.hub.allocator import GpuAllocator
 from medai_lab.hub.inventory import parse_inventory
 from medai_lab.hub.policy import Policy
+from medai_lab.hub.resources import Share, share_env
 from medai_lab.hub.settings import HubSettings, free_port, write_config
 
 PASSWORD = "bench-" + secrets.token_hex(8)
@@ -157,12 +169,80 @@ def allocator_decision_us(units: int, calls: int = 500) -> float:
         return statistics.median(times) * 1e6
 
 
+TRAIN = ["train", "liver", "--preset", "smoke", "--no-track", "--no-export", "--no-progress"]
+_THREAD_KEYS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MEDAI_CPUS",
+                "NUMEXPR_NUM_THREADS", "NUMEXPR_MAX_THREADS", "VECLIB_MAXIMUM_THREADS")  # fmt: skip
+
+
+def train_together(root: Path, n: int, share: Share | None) -> float:
+    """Wall seconds until ``n`` smoke trainings started at once have all finished."""
+    exe = str(Path(sys.executable).parent / "medai-lab")
+    base = {k: v for k, v in os.environ.items() if k not in _THREAD_KEYS}
+    backend = limits.detect("auto") if share else "none"
+    procs, placements = [], []
+    t0 = time.perf_counter()
+    for i in range(n):
+        work = root / f"{'share' if share else 'default'}{n}-{i}"
+        work.mkdir(parents=True)
+        env, preexec = dict(base), None
+        if share:
+            placement = limits.place(f"bench-{os.getpid()}-{i}", share, backend)
+            placements.append(placement)
+            env.update(share_env(share.cpus, None))
+            preexec = limits.child_setup(placement)
+        log = (work / "train.log").open("wb")
+        procs.append(subprocess.Popen([exe, *TRAIN, "--out", str(work / "runs")], cwd=work,
+                                      env=env, stdout=log, stderr=subprocess.STDOUT,
+                                      preexec_fn=preexec))  # fmt: skip
+        log.close()
+    try:
+        codes = [p.wait(1800) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        for placement in placements:
+            limits.release(placement)
+    wall = time.perf_counter() - t0
+    if any(codes):
+        bad = next(i for i, c in enumerate(codes) if c)
+        tail = (root / f"{'share' if share else 'default'}{n}-{bad}" / "train.log").read_text()
+        raise SystemExit(f"a training run failed ({codes}):\n{tail[-2000:]}")
+    return wall
+
+
+def cpu_share_bench() -> int:
+    """Four smoke trainings at once: defaults vs hub shares vs one alone (see the docstring)."""
+    cores = len(os.sched_getaffinity(0))
+    share = Share(round(cores / 4, 2), 0)
+    quiet = Quiet(limit=0.15, budget_s=60)
+    with tempfile.TemporaryDirectory(prefix="bench-hub-cpu-") as tmp:
+        quiet.wait()
+        alone = train_together(Path(tmp), 1, None)
+        quiet.wait()
+        default4 = train_together(Path(tmp), 4, None)
+        quiet.wait()
+        shared4 = train_together(Path(tmp), 4, share)
+    backend = limits.detect("auto")
+    print(f"METRIC cores {cores}; share per run {share.cpus:g} CPU, {share.threads} thread(s), "
+          f"enforced by {backend} + own core; waited for quiet {quiet.waited_s:.0f} s")  # fmt: skip
+    print(f"METRIC alone_s {alone:.1f} (1 run, defaults: {cores} threads)")
+    print(f"METRIC four_default_s {default4:.1f} (throughput x{4 * alone / default4:.2f} of alone)")
+    print(f"METRIC four_shares_s {shared4:.1f} (throughput x{4 * alone / shared4:.2f} of alone)")
+    print(f"METRIC shares_vs_default {default4 / shared4:.3f}")
+    print(f"RATIO contended_vs_alone {4 * alone / shared4:.3f}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=3, help="single-user logins (median)")
     ap.add_argument("--concurrent", type=int, default=10)
     ap.add_argument("--light", action="store_true", help="plain jupyter_server (no extensions)")
+    ap.add_argument("--cpu-share", action="store_true", help="four trainings at once (issue 23)")
     args = ap.parse_args()
+    if args.cpu_share:
+        return cpu_share_bench()
     quiet = Quiet(limit=0.15, budget_s=20)
     for units in (4, 64):
         print(f"METRIC allocator_decision_us_{units}_units {allocator_decision_us(units):.1f}")

@@ -48,10 +48,14 @@ class ShareSpawnerMixin(HasTraits):
 
     def _take_share(self) -> None:
         policy = ResourcePolicy.from_dict(self.resource_policy)
-        if not policy.active:
+        if policy.active:
+            groups = [g.name for g in getattr(self.user, "groups", [])]
+            share = policy.share_for(groups, self._held_by_user())
+        elif self._runs_locally() and (self.cpu_limit or self.mem_limit):  # type: ignore[attr-defined]
+            # JupyterHub's own c.Spawner.cpu_limit / mem_limit: enforced here too
+            share = Share(float(self.cpu_limit or 0), int(self.mem_limit or 0))  # type: ignore[attr-defined]
+        else:
             return
-        groups = [g.name for g in getattr(self.user, "groups", [])]
-        share = policy.share_for(groups, self._held_by_user())
         key = limits.server_key(self.user.name, self.name)
         backend = limits.detect(self.limits_backend) if self._runs_locally() else "none"
         try:

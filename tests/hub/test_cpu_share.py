@@ -126,3 +126,16 @@ def test_per_user_cap_refuses_a_second_server(make_hub):
                  and not hub.get("/users/carol").json().get("pending"), 60)  # fmt: skip
     assert "your other servers already use your 0.5 CPU(s)" in hub.log_tail(200)
     hub.stop_server("carol")
+
+
+def test_jupyterhubs_own_cpu_limit_is_enforced_and_matched(make_hub):
+    """No share policy, but ``c.Spawner.cpu_limit`` in the config: enforced and threads match."""
+    hub = make_hub(limits="affinity", config_lines=("c.Spawner.cpu_limit = 0.5",))
+    hub.create_users(["dora"])
+    hub.start_server("dora")
+    pid = int(hub.wait_ready("dora")["state"]["pid"])
+    env = proc_environ(pid)
+    assert env["OMP_NUM_THREADS"] == env["MEDAI_CPUS"] == "1" and env["CPU_LIMIT"] == "0.5"
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert len(_cores(pid)) == 1
+    hub.stop_server("dora")
