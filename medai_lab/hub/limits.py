@@ -3,8 +3,9 @@
 Backends (``medai-lab hub --limits``; ``auto`` picks the first that works here):
 
 ``cgroup2``
-    A delegated cgroup v2 subtree (the hub runs as root, or as a systemd unit with
-    ``Delegate=yes``): ``medai-servers/<server>/`` with ``cpu.max`` and ``memory.max``
+    A delegated cgroup v2 subtree (under systemd: a unit with ``Delegate=yes``, which
+    systemd marks with a ``trusted.delegate`` attribute; elsewhere the hub runs as root):
+    ``medai-servers/<server>/`` with ``cpu.max`` and ``memory.max``
     (``memory.swap.max`` 0). The hub moves itself into a ``medai-hub`` leaf first, since v2
     lets only leaf cgroups hold processes once controllers are enabled.
 ``cgroup1``
@@ -80,7 +81,18 @@ def _v2_base(root: Path) -> Path | None:
     controllers = (base / "cgroup.controllers").read_text().split() if base.exists() else []
     if not {"cpu", "memory"} <= set(controllers) or not os.access(base, os.W_OK):
         return None
+    if Path("/run/systemd/system").is_dir() and base != root and not _delegated(base):
+        return None  # systemd owns this tree: only a unit with Delegate=yes may write below it
     return base
+
+
+def _delegated(folder: Path) -> bool:
+    """systemd marks a cgroup it delegated (``Delegate=yes``) with an extended attribute."""
+    for name in ("trusted.delegate", "user.delegate"):
+        with contextlib.suppress(OSError):
+            if os.getxattr(folder, name) == b"1":
+                return True
+    return False
 
 
 def _v2_prepare(base: Path) -> Path:

@@ -139,3 +139,19 @@ def test_jupyterhubs_own_cpu_limit_is_enforced_and_matched(make_hub):
     if len(os.sched_getaffinity(0)) >= 2:
         assert len(_cores(pid)) == 1
     hub.stop_server("dora")
+
+
+def test_a_restarted_hub_keeps_the_share_and_cleans_up(make_hub):
+    backend = limits.detect("auto")
+    policy = ResourcePolicy(cpus_per_server=0.5, memory_per_server=MEMORY)
+    hub = make_hub(resources=policy.to_dict(), limits=backend)
+    hub.create_users(["emma"])
+    hub.start_server("emma")
+    pid = int(hub.wait_ready("emma")["state"]["pid"])
+    placement = hub_placement(hub, "emma")
+    again = make_hub(after_crash_of=hub)  # SIGKILL: the server and its cgroup stay
+    assert hub_placement(again, "emma") == placement
+    if backend.startswith("cgroup"):
+        assert f"{limits.PARENT}/emma" in Path(f"/proc/{pid}/cgroup").read_text()
+    again.stop_server("emma")
+    assert not any(Path(f).exists() for f in placement.folders)
