@@ -36,7 +36,19 @@ def scene_of(
             overlays[name] = same_grid(vol, other, name).array
     names = read_label_names(label_names) if label_names is not None else (
         found or names_beside(labels) or names_beside(prediction))  # fmt: skip
-    return Scene(ras, overlays.get("labels"), overlays.get("prediction"), names, title)
+    return Scene(ras, overlays.get("labels"), overlays.get("prediction"), names, title,
+                 source=_dicom_source(image))  # fmt: skip
+
+
+def _dicom_source(image: Any) -> Any:
+    """The DICOM folder/file ``image`` names (a DICOM SEG of the labels references it)."""
+    from pathlib import Path
+
+    if isinstance(image, (str, Path)):
+        p = Path(image)
+        if p.is_dir() or (p.is_file() and not p.name.lower().endswith((".nii", ".nii.gz"))):
+            return p
+    return None
 
 
 def view(
@@ -63,10 +75,12 @@ def view(
         on the image's grid (any orientation).
     preset
         "auto" (for CT the lung or abdominal window, from the body part or the image's
-        histogram; percentiles otherwise: :mod:`medai_lab.widgets.autowindow`), "lung",
-        "mediastinum", "liver", "bone".
+        histogram; percentiles otherwise: :mod:`medai_lab.widgets.autowindow`) or a CT preset
+        of ``data/presets.json``: "abdomen", "soft_tissue", "liver", "lung", "mediastinum",
+        "bone", "brain", "stroke", "subdural".
     label_names
-        ``{value: name}`` or a labels.json / dataset.json path (default: one beside ``labels``).
+        ``{value: name}`` or a labels.json / dataset.json path (default: one beside ``labels``);
+        also the label picker's choices when painting.
     backend
         "medai" (this viewer) or "itkwidgets".
     """

@@ -9,7 +9,7 @@ import numpy as np
 
 from medai_lab.io.volume import Volume
 from medai_lab.widgets import transport
-from medai_lab.widgets.labels import label_table
+from medai_lab.widgets.labels import color_for, label_table
 
 MAX_3D = 128  # voxels per axis of the 3D pane's label volume
 
@@ -23,12 +23,30 @@ class Scene:
     prediction: np.ndarray | None = None
     names: dict[int, str] = field(default_factory=dict)
     title: str = ""
+    source: Any = None  # the DICOM series the image came from (a SEG references it)
     _levels: list[transport.Level] | None = field(default=None, repr=False)
+    _image_levels: list[transport.Level] | None = field(default=None, repr=False)
 
     @property
     def table(self) -> list[dict[str, Any]]:
         present = [a for a in (self.labels, self.prediction) if a is not None]
         return label_table(present, self.names)
+
+    def dictionary(self, table: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """Labels one can paint: the named ones and those present, ``[{value, name, color}]``
+        (``table``: :attr:`table` when already computed)."""
+        present = {t["value"]: t for t in (self.table if table is None else table)}
+        for value, name in self.names.items():
+            if value > 0 and value not in present:
+                present[value] = {"value": value, "name": name,
+                                  "color": list(color_for(value, name))}  # fmt: skip
+        if not present:
+            present[1] = {"value": 1, "name": "label 1", "color": list(color_for(1, None))}
+        return [present[v] for v in sorted(present)]
+
+    def labels_changed(self) -> None:
+        """The label array was edited: the next stream sends it anew (the image stays cached)."""
+        self._levels = None
 
     def is_ct(self) -> bool:
         modality = str(self.image.meta.get("modality", "")).upper()
@@ -55,6 +73,8 @@ class Scene:
         for arr in (self.labels, self.prediction):
             if arr is not None and arr.any():
                 idx = np.argwhere(arr[::2, ::2, ::2] > 0) * 2
+                if not len(idx):  # small structures between the samples
+                    idx = np.argwhere(arr > 0)
                 return [int(v) for v in np.median(idx, axis=0)]
         return [n // 2 for n in self.image.shape]
 
@@ -67,6 +87,7 @@ class Scene:
         ]
         if len(names) > 1:
             names.append("labels3d")
+        table = self.table
         return {
             "shape": list(self.image.shape),
             "spacing": [round(s, 6) for s in self.image.spacing],
@@ -76,14 +97,18 @@ class Scene:
             "percentiles": list(self.percentiles()),
             "modality": "CT" if self.is_ct() else str(self.image.meta.get("modality", "")),
             "volumes": names,
-            "labels": self.table,
+            "labels": table,
+            "dictionary": self.dictionary(table),
+            "editable": True,
             "title": self.title,
         }
 
     def levels(self) -> list[transport.Level]:
         """Image preview (if any), then the overlays and the 3D labels, then the full image."""
         if self._levels is None:
-            image = transport.levels("image", self.image.array)
+            if self._image_levels is None:
+                self._image_levels = transport.levels("image", self.image.array)
+            image = self._image_levels
             out = image[:-1]
             for name, arr in (("labels", self.labels), ("prediction", self.prediction)):
                 if arr is not None:

@@ -11,6 +11,7 @@ import anywidget
 import traitlets as t
 
 from medai_lab.widgets import transport
+from medai_lab.widgets.annotate import Annotations
 from medai_lab.widgets.autowindow import choose_window
 from medai_lab.widgets.labels import window_presets
 from medai_lab.widgets.render import colour_lut as colour_lut_table
@@ -39,6 +40,13 @@ class Viewer(anywidget.AnyWidget):
     hidden_labels = t.List(t.Int()).tag(**BROWSER)
     show_3d = t.Bool(True).tag(**BROWSER)
     status = t.Dict().tag(**BROWSER)
+    # Editing (PROTOCOL.md "Editing"): the tool, the label painted, the brush (radius in mm).
+    tool = t.Enum(["navigate", "paint", "erase"], "navigate").tag(**BROWSER)
+    active_label = t.Int(1, min=1, max=65535).tag(**BROWSER)
+    brush_radius = t.Float(3.0, min=0.0, max=200.0).tag(**BROWSER)
+    brush_3d = t.Bool(False).tag(**BROWSER)
+    brush_in_window = t.Bool(False).tag(**BROWSER)
+    edit_seq = t.Int(0).tag(sync=True)  # the last edit the kernel applied (Py -> JS)
 
     def __init__(self, scene: Scene, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -46,11 +54,13 @@ class Viewer(anywidget.AnyWidget):
         self.bytes_sent = 0
         self.on_msg(self._on_message)
         self.scene = scene
+        self.annotations = Annotations(scene)
         self._show(scene, kwargs)
 
     def update(self, scene: Scene, **kwargs: Any) -> None:
         """Show another image (a case browser moves on); open views reload."""
         self.scene = scene
+        self.annotations = Annotations(scene)
         self._show(scene, kwargs)
         self._stream_async()
 
@@ -86,8 +96,35 @@ class Viewer(anywidget.AnyWidget):
             self.window = list(choose_window(self.scene)[1])
 
     def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list[Any]) -> None:
-        if isinstance(content, dict) and content.get("type") == "ready":
+        if not isinstance(content, dict):
+            return
+        if content.get("type") == "ready":
             self._stream_async()
+        elif content.get("type") == "edit":
+            with self._lock:  # not while a stream reads the array
+                ok = self.annotations.receive(content, _buffers)
+            if ok:
+                self.edit_seq = self.annotations.last_seq
+
+    # ---------------------------------------------------------------- annotation (Python API)
+
+    @property
+    def labels(self) -> Any:
+        """The edited label array (NumPy, x-y-z on the RAS+ grid of ``scene.image``)."""
+        return self.annotations.labels
+
+    def label_volume(self) -> Any:
+        """The labels as a ``Volume`` with the image geometry."""
+        return self.annotations.volume()
+
+    def save(self, path: str | Path, *, reference: Any = None) -> Path:
+        """Save the labels: ``.nii``/``.nii.gz`` (NIfTI, image geometry) or ``.dcm`` (DICOM SEG
+        referencing ``reference``, by default the DICOM series the image was opened from)."""
+        return self.annotations.save(path, reference)
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Per label: voxels, ``volume_ml``, ``mean``/``sd``/``min``/``max`` of the image (HU)."""
+        return self.annotations.stats()
 
     def _stream_async(self) -> None:
         # A thread keeps the kernel free while big volumes compress (ipykernel's iopub is
@@ -113,7 +150,8 @@ class Viewer(anywidget.AnyWidget):
         return three_planes_png(
             s.image.array, s.image.spacing, tuple(self.cursor), tuple(self.window),  # type: ignore[arg-type]
             labels=labels, truth=truth,
-            lut=colour_lut_table(self.meta["labels"], set(self.hidden_labels)),
+            lut=colour_lut_table(self.meta.get("dictionary", []) + self.meta["labels"],
+                                 set(self.hidden_labels)),
             opacity=self.opacity, convention=self.convention, height=height,
         )  # fmt: skip
 

@@ -130,7 +130,7 @@ def test_missing_bundle_and_unknown_backend_say_so(monkeypatch: pytest.MonkeyPat
         view(arr, spacing=1, backend="vtk")
     with pytest.raises(ValueError, match="unknown preset"):
         monkeypatch.undo()
-        view(arr, spacing=1, preset="brain")
+        view(arr, spacing=1, preset="brian")
 
 
 def test_case_browser_opens_the_worst_case_first(tmp_path: Path) -> None:

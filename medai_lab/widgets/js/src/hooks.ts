@@ -8,6 +8,9 @@ export interface HookSource {
   sample(plane: PlaneName | "3d", ijk: Vec3): [number, number, number, number] | null;
   latencies: number[];
   paintLatencies: number[];
+  brushLatencies: number[];
+  brushPaintLatencies: number[];
+  labelAt(ijk: Vec3): number | null;
   firstPaintMs: number | null;
   bytesReceived: number;
   paints: number;
@@ -27,6 +30,9 @@ export function installHooks(src: HookSource): () => void {
     voxelToCanvas: (plane: PlaneName | "3d", ijk: Vec3) => src.voxelToCanvas(plane, ijk),
     sample: (plane: PlaneName | "3d", ijk: Vec3) => src.sample(plane, ijk),
     whenLoaded: () => src.whenLoaded(),
+    labelAt: (ijk: Vec3) => src.labelAt(ijk),
+    get brushLatencies() { return src.brushLatencies; },
+    get brushPaintLatencies() { return src.brushPaintLatencies; },
     get latencies() { return src.latencies; },
     get paintLatencies() { return src.paintLatencies; },
     get firstPaintMs() { return src.firstPaintMs; },

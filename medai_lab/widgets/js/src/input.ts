@@ -6,6 +6,7 @@ import type { Viewer } from "./viewer";
 
 type Drag =
   | { kind: "cursor"; plane: PlaneName; id: number }
+  | { kind: "paint"; plane: PlaneName; id: number }
   | { kind: "pan"; plane: PlaneName; id: number; x: number; y: number }
   | { kind: "wl"; plane: PlaneName; id: number; x: number; y: number; w: number; l: number }
   | { kind: "rotate"; id: number; x: number; y: number; az: number; el: number };
@@ -73,6 +74,11 @@ export class InputHandler {
         this.drag = { kind: "wl", plane: p, id: e.pointerId, x, y, w: v.win[0], l: v.win[1] };
       } else if (e.button === 1 || (e.button === 0 && e.shiftKey)) {
         this.drag = { kind: "pan", plane: p, id: e.pointerId, x, y };
+      } else if (e.button === 0 && v.annot.tool !== "navigate") {
+        const at = this.cursorFromPoint(p, x, y);
+        if (!at) return;
+        this.drag = { kind: "paint", plane: p, id: e.pointerId };
+        v.annot.begin(p, at, e.timeStamp);
       } else if (e.button === 0) {
         this.drag = { kind: "cursor", plane: p, id: e.pointerId };
         const cur = this.cursorFromPoint(p, x, y);
@@ -86,7 +92,10 @@ export class InputHandler {
       const d = this.drag;
       if (!d || d.kind === "rotate" || d.plane !== p || d.id !== e.pointerId) return;
       const [x, y] = this.canvasPoint(p, e);
-      if (d.kind === "cursor") {
+      if (d.kind === "paint") {
+        const at = this.cursorFromPoint(p, x, y);
+        if (at) v.annot.move(at, e.timeStamp);
+      } else if (d.kind === "cursor") {
         const cur = this.cursorFromPoint(p, x, y);
         if (cur) v.setCursor(cur, null, true);
       } else if (d.kind === "pan") {
@@ -103,7 +112,10 @@ export class InputHandler {
       }
     });
     const end = (e: PointerEvent) => {
-      if (this.drag && this.drag.kind !== "rotate" && this.drag.id === e.pointerId) this.drag = null;
+      if (this.drag && this.drag.kind !== "rotate" && this.drag.id === e.pointerId) {
+        if (this.drag.kind === "paint") v.annot.end();
+        this.drag = null;
+      }
     };
     listen(c, "pointerup", end);
     listen(c, "pointercancel", end);
@@ -181,6 +193,7 @@ export class InputHandler {
       if (t && t !== v.root && (t.tagName === "SELECT" || (t.tagName === "INPUT" && (t as HTMLInputElement).type !== "range"))) return;
       const p = v.active;
       let handled = true;
+      if (v.annot.onKey(e)) { e.preventDefault(); e.stopPropagation(); return; }
       switch (e.key) {
         case "ArrowUp": v.step(p, 1, e.timeStamp); break;
         case "ArrowDown": v.step(p, -1, e.timeStamp); break;

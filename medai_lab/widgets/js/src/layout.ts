@@ -1,4 +1,5 @@
 // Layout and toolbar wiring: controls <-> state, legend, progress bar, info line, pane sizing.
+import type { Tool } from "./annotate";
 import { clamp, sliceAxis, voxelToWorld } from "./geometry";
 import { COMPARE_COLORS, labelColor, labelName } from "./overlay";
 import { PLANES, type Convention, type Layout, type OverlayMode, type Vec3 } from "./types";
@@ -38,6 +39,44 @@ export class ViewerLayout {
       pane.slider.value = String(v.cursor[sliceAxis(p)]);
     }
     this.syncLegend();
+    this.syncEditBar();
+  }
+
+  private pickerKey = "";
+
+  /** The annotation bar from the annotator's state (tool, label, brush, undo sizes). */
+  syncEditBar(): void {
+    const v = this.v, a = v.annot, e = v.ui.edit;
+    for (const [t, b] of Object.entries(e.tools)) b.classList.toggle("mv-on", t === a.tool);
+    const dict = v.dictionary();
+    const key = JSON.stringify(dict.map((d) => [d.value, d.name]));
+    if (key !== this.pickerKey) {
+      this.pickerKey = key;
+      e.label.textContent = "";
+      dict.forEach((d, n) => {
+        const o = document.createElement("option");
+        o.value = String(d.value);
+        o.textContent = `${n < 9 ? `${n + 1} ` : ""}${d.name} (${d.value})`;
+        e.label.appendChild(o);
+      });
+    }
+    if (!dict.some((d) => d.value === a.activeLabel)) {
+      const o = document.createElement("option");
+      o.value = String(a.activeLabel);
+      o.textContent = labelName(a.activeLabel, v.meta?.labels);
+      e.label.appendChild(o);
+      this.pickerKey = "";
+    }
+    e.label.value = String(a.activeLabel);
+    e.swatch.style.background = `rgb(${labelColor(a.activeLabel, v.meta?.labels).join(",")})`;
+    e.radius.value = String(a.brushRadius);
+    e.radiusText.textContent = `${fmt(a.brushRadius)} mm`;
+    e.sphere.checked = a.brush3d;
+    e.inWindow.checked = a.inWindow;
+    const [nu, nr] = a.history.sizes;
+    e.undo.disabled = nu === 0;
+    e.redo.disabled = nr === 0;
+    e.counts.textContent = a.seq ? `${a.seq} edit${a.seq > 1 ? "s" : ""} sent` : "";
   }
 
   syncLegend(): void {
@@ -95,8 +134,16 @@ export class ViewerLayout {
       sync.commit("show_3d", v.show3d, true);
       r.mark3d();
     });
+    const e = u.edit, a = v.annot;
+    for (const [t, b] of Object.entries(e.tools)) b.addEventListener("click", () => a.setTool(t as Tool, true));
+    e.label.addEventListener("change", () => a.setLabel(Number(e.label.value), true));
+    e.radius.addEventListener("input", () => a.setRadius(Number(e.radius.value), true));
+    e.sphere.addEventListener("change", () => { a.brush3d = e.sphere.checked; sync.commit("brush_3d", a.brush3d, true); });
+    e.inWindow.addEventListener("change", () => { a.inWindow = e.inWindow.checked; sync.commit("brush_in_window", a.inWindow, true); });
+    e.undo.addEventListener("click", () => a.undo());
+    e.redo.addEventListener("click", () => a.redo());
     // Keep keyboard focus on the viewer after using a control.
-    for (const c of [u.layout, u.convention, u.overlay]) c.addEventListener("change", () => v.root.focus());
+    for (const c of [u.layout, u.convention, u.overlay, e.label]) c.addEventListener("change", () => v.root.focus());
   }
 
   /** Size the grid (unless meta.height fixes it) and the pane canvases to their boxes. */

@@ -23,6 +23,11 @@ export class Renderer {
   // Metrics (exposed through the viewer's test hooks).
   latencies: number[] = [];
   paintLatencies: number[] = [];
+  /** Brush input event -> the next frame after the stroke was painted (ms), and -> painted. */
+  brushLatencies: number[] = [];
+  brushPaintLatencies: number[] = [];
+  private pendingBrush: number[] = [];
+  private brushRaf = 0;
   private pendingLat: number[] = [];
   private latRaf = 0;
   firstPaintMs: number | null = null;
@@ -178,8 +183,31 @@ export class Renderer {
     }
   }
 
+  /** A brush stamp changed labels on `plane` (and, for a sphere, nearby slices): repaint the
+   * plane now, the others at the next frame; record input->frame latency. */
+  paintEdit(plane: PlaneName, eventTime: number): void {
+    if (this.visible(plane)) {
+      this.renderSlice(plane);
+      this.present(plane);
+    }
+    // The other planes cross this slice along the crosshair lines; a sphere reaches further.
+    for (const p of PLANES) if (p !== plane) { this.dirtySlice.add(p); this.dirtyView.add(p); }
+    this.requestRender();
+    this.brushPaintLatencies.push(performance.now() - eventTime);
+    this.pendingBrush.push(eventTime);
+    if (!this.brushRaf) {
+      this.brushRaf = requestAnimationFrame(() => {
+        this.brushRaf = 0;
+        const now = performance.now();
+        for (const t of this.pendingBrush) this.brushLatencies.push(now - t);
+        this.pendingBrush.length = 0;
+      });
+    }
+  }
+
   dispose(): void {
     if (this.raf) cancelAnimationFrame(this.raf);
     if (this.latRaf) cancelAnimationFrame(this.latRaf);
+    if (this.brushRaf) cancelAnimationFrame(this.brushRaf);
   }
 }

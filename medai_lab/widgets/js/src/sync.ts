@@ -1,5 +1,6 @@
 // Model/trait synchronisation: initial trait read, change:* listeners, throttled commits
 // (set + save_changes) and the coalesced `status` trait.
+import type { Tool } from "./annotate";
 import { clamp } from "./geometry";
 import { colorTable } from "./overlay";
 import type { AnyModel, Convention, Vec3 } from "./types";
@@ -49,6 +50,21 @@ export class ModelSync {
     if (isVec3(c)) v.cursor = v.clampCursor(c);
     else if (v.meta) this.commit("cursor", [...v.cursor], true);
     v.rebuildLut();
+    this.readEditTraits();
+  }
+
+  /** Editing traits (absent in hosts without them, e.g. the Lab document: defaults stay). */
+  private readEditTraits(): void {
+    const a = this.v.annot, m = this.model;
+    const tool = m.get("tool");
+    if (typeof tool === "string") a.tool = tool as Tool;
+    const lab = Number(m.get("active_label"));
+    if (lab >= 1) a.activeLabel = lab;
+    const r = Number(m.get("brush_radius"));
+    if (isFinite(r) && r >= 0) a.brushRadius = r;
+    a.brush3d = !!m.get("brush_3d");
+    a.inWindow = !!m.get("brush_in_window");
+    a.acked = Number(m.get("edit_seq")) || 0;
   }
 
   /** Subscribe to custom messages and trait changes; unsubscribed through the viewer's disposers. */
@@ -119,10 +135,30 @@ export class ModelSync {
       if (h.size === v.hidden.size && [...h].every((x) => v.hidden.has(x))) return;
       v.setHidden(h, false);
     });
+    on("change:tool", () => {
+      const t = model.get("tool");
+      if (t !== v.annot.tool) v.annot.setTool(t, false);
+    });
+    on("change:active_label", () => {
+      const l = Number(model.get("active_label"));
+      if (l !== v.annot.activeLabel) v.annot.setLabel(l, false);
+    });
+    on("change:brush_radius", () => {
+      const r = Number(model.get("brush_radius"));
+      if (isFinite(r) && r !== v.annot.brushRadius) v.annot.setRadius(r, false);
+    });
+    on("change:brush_3d", () => { v.annot.brush3d = !!model.get("brush_3d"); v.layoutUi.syncControls(); });
+    on("change:brush_in_window", () => { v.annot.inWindow = !!model.get("brush_in_window"); v.layoutUi.syncControls(); });
+    on("change:edit_seq", () => { v.annot.acked = Number(model.get("edit_seq")) || 0; });
     on("change:show_3d", () => {
       const s = !!model.get("show_3d");
       if (s !== v.show3d) { v.show3d = s; v.layoutUi.syncControls(); r.mark3d(); }
     });
+  }
+
+  /** A custom message to the kernel (edits) with binary buffers. */
+  send(content: unknown, buffers: ArrayBuffer[]): void {
+    this.model.send(content, undefined, buffers);
   }
 
   /** Set a trait locally; save now, or coalesced to at most one save per SAVE_INTERVAL_MS. */
@@ -149,7 +185,11 @@ export class ModelSync {
     const shape = meta.shape.map((x: number) => Math.max(1, Math.round(x))) as Vec3;
     const spacing = isVec3(meta.spacing) ? (meta.spacing.map((x: number) => (x > 0 ? x : 1)) as Vec3) : ([1, 1, 1] as Vec3);
     const prevShape = v.meta?.shape;
-    v.meta = { ...meta, shape, spacing, dtype: meta.dtype || "int16", range: meta.range || [0, 1] };
+    // Colours and the legend cover the label dictionary (what can be painted) too.
+    const labels = [...(meta.labels ?? [])];
+    for (const d of meta.dictionary ?? []) if (!labels.some((l) => l.value === d.value)) labels.push(d);
+    labels.sort((a, b) => a.value - b.value);
+    v.meta = { ...meta, labels, shape, spacing, dtype: meta.dtype || "int16", range: meta.range || [0, 1] };
     v.store.prune(meta.volumes, shape);
     const fresh = !prevShape || prevShape.some((s, a) => s !== shape[a]);
     if (fresh && !isVec3(this.model.get("cursor"))) v.cursor = [shape[0] >> 1, shape[1] >> 1, shape[2] >> 1];

@@ -27,6 +27,9 @@ export interface Meta {
   modality?: string;
   volumes?: string[];
   labels?: LabelInfo[];
+  /** Labels one can paint (names from the label dictionary), PROTOCOL.md "Editing". */
+  dictionary?: LabelInfo[];
+  editable?: boolean;
   title?: string;
   height?: number;
 }

@@ -38,6 +38,66 @@ export interface Controls {
   info: HTMLDivElement;
   progress: HTMLDivElement;
   bar: HTMLDivElement;
+  edit: EditControls;
+}
+
+/** The annotation bar: tools, label picker, brush, undo / redo. */
+export interface EditControls {
+  bar: HTMLDivElement;
+  tools: Record<string, HTMLButtonElement>;
+  label: HTMLSelectElement;
+  swatch: HTMLSpanElement;
+  radius: HTMLInputElement;
+  radiusText: HTMLSpanElement;
+  sphere: HTMLInputElement;
+  inWindow: HTMLInputElement;
+  undo: HTMLButtonElement;
+  redo: HTMLButtonElement;
+  counts: HTMLSpanElement;
+}
+
+function check(parent: HTMLElement, text: string, title: string, key: string): HTMLInputElement {
+  const l = el("label", "", parent);
+  l.title = title;
+  const c = el("input", "", l);
+  c.type = "checkbox";
+  c.dataset.option = key;
+  l.appendChild(document.createTextNode(text));
+  return c;
+}
+
+function buildEditBar(root: HTMLElement): EditControls {
+  const bar = el("div", "mv-toolbar mv-editbar", root);
+  const tg = el("div", "mv-group", bar);
+  const tools: Record<string, HTMLButtonElement> = {};
+  for (const [t, text, key] of [["navigate", "navigate", "N"], ["paint", "paint", "B"], ["erase", "erase", "E"]]) {
+    const b = el("button", "", tg, text);
+    b.type = "button";
+    b.dataset.tool = t;
+    b.title = `${t} (${key})`;
+    tools[t] = b;
+  }
+  const ll = el("label", "", bar, "label");
+  const swatch = el("span", "mv-sw", ll);
+  const label = el("select", "", ll);
+  label.dataset.labelPicker = "";
+  label.title = "label to paint (keys 1-9)";
+  const rl = el("label", "", bar, "brush");
+  rl.title = "brush radius in mm ([ and ])";
+  const radius = el("input", "", rl);
+  radius.type = "range"; radius.min = "0"; radius.max = "30"; radius.step = "0.5";
+  radius.style.width = "80px";
+  radius.dataset.brush = "";
+  const radiusText = el("span", "mv-wl", rl);
+  const sphere = check(bar, "3D sphere", "paint a sphere instead of a disc (S)", "sphere");
+  const inWindow = check(bar, "in window", "paint only where the image is inside the window (W)", "in-window");
+  const ug = el("div", "mv-group", bar);
+  const undo = el("button", "", ug, "undo");
+  undo.type = "button"; undo.dataset.action = "undo"; undo.title = "undo (Ctrl+Z)";
+  const redo = el("button", "", ug, "redo");
+  redo.type = "button"; redo.dataset.action = "redo"; redo.title = "redo (Ctrl+Shift+Z, Ctrl+Y)";
+  const counts = el("span", "mv-ptext", bar);
+  return { bar, tools, label, swatch, radius, radiusText, sphere, inWindow, undo, redo, counts };
 }
 
 export function buildControls(root: HTMLElement): Controls {
@@ -46,7 +106,7 @@ export function buildControls(root: HTMLElement): Controls {
   const pg = el("div", "mv-group", toolbar);
   const presets: Record<string, HTMLButtonElement> = {};
   for (const p of PRESET_NAMES) {
-    const b = el("button", "", pg, p === "mediastinum" ? "mediast." : p);
+    const b = el("button", "", pg, p === "mediastinum" ? "mediast." : p.replace("_", " "));
     b.type = "button";
     b.dataset.preset = p;
     b.title = `window preset: ${p}`;
@@ -71,6 +131,7 @@ export function buildControls(root: HTMLElement): Controls {
   l3.appendChild(document.createTextNode("3D"));
   const ptext = el("span", "mv-ptext", toolbar);
 
+  const edit = buildEditBar(root);
   const body = el("div", "mv-body", root);
   const grid = el("div", "mv-grid", body);
   const side = el("div", "mv-side", body);
@@ -79,7 +140,7 @@ export function buildControls(root: HTMLElement): Controls {
   const info = el("div", "mv-info", root, "Click an image to inspect a voxel.");
   const progress = el("div", "mv-progress", root);
   const bar = el("div", "", progress);
-  return { toolbar, title, presets, wl, layout, convention, overlay, opacity, outline, show3d, ptext, body, grid, side, legend, info, progress, bar };
+  return { toolbar, title, presets, wl, layout, convention, overlay, opacity, outline, show3d, ptext, body, grid, side, legend, info, progress, bar, edit };
 }
 
 export interface LegendItem { value: number; name: string; color: [number, number, number]; hidden: boolean; toggle: boolean }

@@ -1,5 +1,6 @@
 // The viewer: owns the state and wires model traits (sync.ts), transport, panes, rendering
 // (render.ts), toolbar/layout (layout.ts), input (input.ts) and test hooks together.
+import { Annotator } from "./annotate";
 import { clamp, sliceAxis, voxelToPlane } from "./geometry";
 import { installHooks } from "./hooks";
 import { InputHandler } from "./input";
@@ -13,7 +14,7 @@ import { CSS } from "./style";
 import { ModelSync } from "./sync";
 import { VolumeStore } from "./transport";
 import {
-  PLANES, type AnyModel, type Convention, type Layout, type Level, type Meta, type OverlayMode,
+  PLANES, type AnyModel, type Convention, type LabelInfo, type Layout, type Level, type Meta, type OverlayMode,
   type PlaneName, type Vec3,
 } from "./types";
 import { buildControls, type Controls } from "./ui";
@@ -29,6 +30,7 @@ export class Viewer {
   readonly render: Renderer;
   readonly sync: ModelSync;
   readonly layoutUi: ViewerLayout;
+  readonly annot: Annotator;
   private input: InputHandler;
 
   // View state.
@@ -76,6 +78,7 @@ export class Viewer {
       onError: (m) => this.setError(m),
     });
     this.render = new Renderer(this);
+    this.annot = new Annotator(this);
     this.sync = new ModelSync(this, model);
     this.layoutUi = new ViewerLayout(this);
     this.input = new InputHandler(this);
@@ -199,7 +202,30 @@ export class Viewer {
     this.render.markAll();
   }
 
+  /** Labels one can paint, in picker order. */
+  dictionary(): LabelInfo[] {
+    const d = this.meta?.dictionary;
+    return d && d.length ? d : this.meta?.labels ?? [];
+  }
+
   // ---------------------------------------------------------------- hooks (PROTOCOL.md "Test hooks")
+
+  get brushLatencies(): number[] {
+    return this.render.brushLatencies;
+  }
+
+  get brushPaintLatencies(): number[] {
+    return this.render.brushPaintLatencies;
+  }
+
+  /** The label value of voxel ijk in this view's (edited) label volume; null without one. */
+  labelAt(ijk: Vec3): number | null {
+    const lv = this.store.best("labels");
+    if (!lv || !this.meta) return null;
+    const s = lv.shape;
+    const idx = [0, 1, 2].map((a) => clamp(Math.floor(ijk[a] / (lv.factor[a] || 1)), 0, s[a] - 1));
+    return lv.data[idx[0] + s[0] * (idx[1] + s[1] * idx[2])];
+  }
 
   get latencies(): number[] {
     return this.render.latencies;
@@ -255,7 +281,7 @@ export class Viewer {
       level: levels.image, levels, loading: this.store.loading(), shape: this.meta ? [...this.meta.shape] : null,
       layout: this.layout, convention: this.convention, overlay_mode: this.overlayMode, opacity: this.opacity,
       outline: this.outline, hidden_labels: [...this.hidden], show_3d: this.show3d, active: this.active, zoom,
-      camera: { ...this.pane3d.cam }, error: this.error || null,
+      camera: { ...this.pane3d.cam }, error: this.error || null, edit: this.annot.state(),
     };
   }
 

@@ -6,7 +6,8 @@ import presetTable from "../../data/presets.json";
 export const PRESETS: Record<string, [number, number]> = Object.fromEntries(
   Object.entries(presetTable as Record<string, unknown>).filter(([k]) => !k.startsWith("_")),
 ) as Record<string, [number, number]>;
-export const PRESET_NAMES = ["lung", "mediastinum", "liver", "bone", "auto"];
+/** Toolbar order: the data file's, then "auto". */
+export const PRESET_NAMES = [...Object.keys(PRESETS), "auto"];
 
 /** Window [width, level] for a preset name; null for "custom". */
 export function presetWindow(name: string, meta: Meta | undefined): [number, number] | null {

@@ -1,0 +1,217 @@
+"""Annotation in real JupyterLab + Chromium: paint a stroke with the mouse, undo it, paint again,
+and check that the kernel's ``viewer.labels`` changed exactly where the screen did.
+
+The notebook opens the real Basel CT without labels, with a label dictionary. Strokes are real
+mouse drags on the axial canvas (Playwright), shortcuts real key presses. "Where the screen
+changed" is read from the ``data-plane`` canvas before and after (one pixel at each voxel
+centre of the slice, positions from the page's ``voxelToCanvas``), independent of the kernel;
+"where the kernel changed" from ``viewer.labels`` printed by the kernel.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("anywidget")
+pytest.importorskip("PIL")
+
+ROOT = "document.querySelector('[data-medai-viewer]')"
+LOAD_TIMEOUT_MS = 90_000
+RADIUS_MM = 4.0
+NAMES = {1: "liver", 2: "spleen"}
+
+
+class Annotating:
+    """The viewer in a notebook: page hooks, mouse strokes, canvas reads, kernel reads."""
+
+    def __init__(self, ui: Any) -> None:
+        self.ui, self.page = ui, ui.page
+        self.canvas = self.page.locator('[data-medai-viewer] canvas[data-plane="axial"]')
+
+    def js(self, body: str, arg: Any = None) -> Any:
+        return self.page.evaluate(f"(arg) => {{ const m = {ROOT}.medai; {body} }}", arg)
+
+    def state(self) -> dict[str, Any]:
+        return self.js("return m.state();")
+
+    def xy(self, ijk: tuple[int, int, int]) -> tuple[float, float]:
+        """Page coordinates of a voxel centre on the axial canvas."""
+        box = self.canvas.bounding_box()
+        x, y = self.js("return m.voxelToCanvas('axial', arg);", list(ijk))
+        return box["x"] + x, box["y"] + y
+
+    def stroke(self, a: tuple[int, int, int], b: tuple[int, int, int]) -> None:
+        sent = self.state()["edit"]["sent"]
+        self.page.mouse.move(*self.xy(a))
+        self.page.mouse.down()
+        self.page.mouse.move(*self.xy(b), steps=12)
+        self.page.mouse.up()
+        self.page.wait_for_function(
+            f"(n) => {ROOT}.medai.state().edit.sent > n", arg=sent, timeout=10_000
+        )
+        self.synced()
+
+    def synced(self) -> None:
+        """Wait until the kernel has applied every edit sent (its edit_seq came back)."""
+        self.page.wait_for_function(
+            f"() => {{ const e = {ROOT}.medai.state().edit; return e.acked === e.sent; }}",
+            timeout=15_000,
+        )
+        self.page.evaluate(
+            "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
+        )
+
+    def slice_pixels(self, k: int, shape: tuple[int, int, int]) -> np.ndarray:
+        """RGB of the axial canvas at each voxel centre of slice k: array [i, j, 3]."""
+        from PIL import Image
+
+        data = self.js(
+            """const c = m.root.querySelector('canvas[data-plane="axial"]');
+               const r = c.getBoundingClientRect();
+               return [c.toDataURL('image/png'), c.width / r.width,
+                       m.voxelToCanvas('axial', [0, 0, arg]),
+                       m.voxelToCanvas('axial', [10, 10, arg])];""",
+            k,
+        )
+        rgb = np.asarray(Image.open(io.BytesIO(base64.b64decode(data[0].split(",", 1)[1]))))
+        ratio = data[1]
+        (x0, y0), (x1, y1) = data[2], data[3]
+        kx, ky = (x1 - x0) / 10, (y1 - y0) / 10  # css px per voxel step along i and j
+        assert abs(kx) * ratio >= 1 and abs(ky) * ratio >= 1, "pane too small: a pixel per voxel"
+        i, j = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+        px = np.floor((x0 + kx * i) * ratio).astype(int)
+        py = np.floor((y0 + ky * j) * ratio).astype(int)
+        return rgb[py, px, :3].astype(int)
+
+    def kernel_labels(self) -> dict[tuple[int, int, int], int]:
+        code = (
+            "import json, numpy as np\n"
+            "nz = np.argwhere(w.labels)\n"
+            "print(json.dumps([[*map(int, p), int(w.labels[tuple(p)])] for p in nz]))"
+        )
+        out = self.ui.execute(code).strip().splitlines()[-1]
+        return {(a, b, c): v for a, b, c, v in json.loads(out)}
+
+
+@pytest.fixture(scope="module")
+def annotating(browser, lab, shared_data: Path):
+    pytest.importorskip("medai_lab.widgets.viewer")
+    from medai_lab.widgets.viewer import BUNDLE
+    from ui.conftest import LabPage, guarded_page
+
+    if not BUNDLE.is_file():
+        pytest.fail(f"the viewer bundle {BUNDLE} is not built (make install builds it)")
+    dicom = shared_data / "ct_series_basel" / "dicom"
+    cell = "\n".join([
+        "from medai_lab.widgets import view",
+        f"w = view({str(dicom)!r}, label_names={NAMES!r}, layout='axial')",
+        "w",
+    ])  # fmt: skip
+    context, page = guarded_page(browser, 1400, 1300)
+    try:
+        ui = LabPage(page, lab).open("annotate_ui.ipynb", [cell])
+        ui.run(timeout_s=120)
+        page.wait_for_function(f"() => !!({ROOT} && {ROOT}.medai)", timeout=LOAD_TIMEOUT_MS)
+        page.evaluate(f"() => {ROOT}.medai.whenLoaded()")
+        page.wait_for_function(
+            f"() => {{ const s = {ROOT}.medai.state(); return s.level === 0 && !s.loading; }}",
+            timeout=LOAD_TIMEOUT_MS,
+        )
+        yield Annotating(ui)
+    except Exception:
+        print("\n".join(page.console_lines[-40:]))
+        raise
+    finally:
+        context.close()
+
+
+def capsule(a, b, spacing, shape, k, radius) -> np.ndarray:
+    """Voxels of slice k whose centre lies within ``radius`` mm of the segment a-b (in mm)."""
+    i, j = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    p = np.stack([i * spacing[0], j * spacing[1]], -1)
+    pa = np.array([a[0] * spacing[0], a[1] * spacing[1]])
+    pb = np.array([b[0] * spacing[0], b[1] * spacing[1]])
+    d = pb - pa
+    t = np.clip(((p - pa) @ d) / (d @ d), 0, 1)
+    dist = np.linalg.norm(p - (pa + t[..., None] * d), axis=-1)
+    return dist <= radius
+
+
+def test_paint_undo_paint_changes_the_kernel_where_the_screen_changed(annotating) -> None:
+    an = annotating
+    st = an.state()
+    shape = tuple(st["shape"])
+    k = st["cursor"][2]
+    spacing = an.ui.execute("print(list(w.scene.image.spacing))").strip().splitlines()[-1]
+    spacing = json.loads(spacing)
+    an.ui.execute(f"w.brush_radius = {RADIUS_MM}")
+    an.page.wait_for_function(
+        f"(r) => {ROOT}.medai.state().edit.brush_radius === r", arg=RADIUS_MM, timeout=10_000
+    )
+    before = an.slice_pixels(k, shape)
+
+    # Shortcut B: paint; the picker: spleen (2).
+    an.page.mouse.click(*an.xy(tuple(st["cursor"])))  # focus; the cursor stays where it is
+    an.page.keyboard.press("b")
+    an.page.wait_for_function(f"() => {ROOT}.medai.state().edit.tool === 'paint'")
+    an.page.locator("[data-medai-viewer] select[data-label-picker]").select_option("2")
+    an.page.wait_for_function(f"() => {ROOT}.medai.state().edit.active_label === 2")
+    a, b = (200, 240, k), (262, 285, k)
+    an.stroke(a, b)
+    painted = an.kernel_labels()
+    after = an.slice_pixels(k, shape)
+    on_screen = np.abs(after - before).max(axis=2) > 2
+    in_kernel = np.zeros(shape[:2], bool)
+    for (i, j, kk), value in painted.items():
+        assert kk == k and value == 2, ((i, j, kk), value)
+        in_kernel[i, j] = True
+    assert in_kernel.sum() > 100
+    assert np.array_equal(on_screen, in_kernel), (
+        f"screen {on_screen.sum()} voxels, kernel {in_kernel.sum()}, "
+        f"differ at {np.argwhere(on_screen != in_kernel)[:5].tolist()}"
+    )
+    # The stroke is the brush swept along the drag: the capsule, give or take a voxel.
+    step = max(spacing[:2])
+    assert (in_kernel >= capsule(a, b, spacing, shape, k, RADIUS_MM - step)).all()
+    assert (in_kernel <= capsule(a, b, spacing, shape, k, RADIUS_MM + step)).all()
+    assert an.ui.execute("print(w.tool, w.active_label)").split() == ["paint", "2"]
+
+    # Undo (Ctrl+Z): the kernel is back to no labels, the screen to the first picture.
+    an.page.keyboard.press("Control+z")
+    an.synced()
+    assert an.kernel_labels() == {}
+    assert np.abs(an.slice_pixels(k, shape) - before).max() <= 2
+    assert an.state()["edit"]["redo"] == 1
+
+    # Paint again, liver (key 1), elsewhere: only this stroke is in the kernel.
+    an.page.keyboard.press("1")
+    an.page.wait_for_function(f"() => {ROOT}.medai.state().edit.active_label === 1")
+    c, d = (300, 200, k), (330, 170, k)
+    an.stroke(c, d)
+    second = an.kernel_labels()
+    now = an.slice_pixels(k, shape)
+    on_screen = np.abs(now - before).max(axis=2) > 2
+    in_kernel = np.zeros(shape[:2], bool)
+    for (i, j, kk), value in second.items():
+        assert kk == k and value == 1
+        in_kernel[i, j] = True
+    assert np.array_equal(on_screen, in_kernel)
+    assert (in_kernel >= capsule(c, d, spacing, shape, k, RADIUS_MM - step)).all()
+    assert not (in_kernel & capsule(a, b, spacing, shape, k, RADIUS_MM + step)).any()
+    assert an.state()["edit"]["redo"] == 0  # a new stroke drops the redo stack
+    # Diffs, not volumes: three edits of a few thousand voxels are a few kB.
+    sent = an.state()["edit"]["bytes_sent"]
+    assert 0 < sent < 20_000, sent
+
+
+def test_no_page_errors_and_nothing_fetched(annotating) -> None:
+    errors = [line for line in annotating.page.console_lines if line.startswith("pageerror")]
+    assert errors == [], "\n".join(errors)
+    assert annotating.page.offsite.urls == []
