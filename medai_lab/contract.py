@@ -108,7 +108,7 @@ class ModelContract:
     def from_json(cls, text: str) -> ModelContract:
         try:
             raw = json.loads(text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ContractError(f"model contract is not JSON: {exc.msg}") from None
         return cls.from_dict(raw)
 
