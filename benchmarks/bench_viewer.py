@@ -16,6 +16,12 @@ folders, stopped at the end even on error) is driven by Debian's Chromium throug
   each slider change renders the windowed slice in the kernel and sends it back, once as a
   matplotlib figure (the usual notebook way; the named peer) and once with NumPy + PIL (the
   fastest kernel-side rendering, reported as ``ratio_vs_ipywidgets_pil``).
+* **brush strokes** (annotation), same viewer: ``--strokes`` mouse drags with the paint tool
+  (key ``b``, 5 mm disc) on the axial pane between seeded random points of the body; latency
+  from each pointer event to the next frame after the stroke was painted
+  (``root.medai.brushLatencies``), and the bytes the strokes' diffs took to the kernel (the
+  page's count and the kernel's, ``w.annotations.bytes``), against the uint8 label volume the
+  naive way would send.
   ``--baseline-steps`` ArrowRight presses on the focused slider handle; latency from the key
   event to the new image decoded and painted (``load`` event of the ``<img>``, then the next
   animation frame), measured in the page.
@@ -41,6 +47,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _lab import free_port, isolated_env
@@ -255,6 +263,61 @@ JS_FIRST_PAINT = f"""async ([path, index, timeoutMs]) => {{
 }}"""
 
 
+JS_EXECUTE = f"""async ([path, code]) => {{
+  const k = ({JS_PANEL})(path).sessionContext.session.kernel;
+  let out = '';
+  const f = k.requestExecute({{ code, store_history: false }});
+  f.onIOPub = (m) => {{ if (m.header.msg_type === 'stream') out += m.content.text; }};
+  await f.done;
+  return out;
+}}"""
+
+
+def strokes(page: Any, quiet: Any, n: int, seed: int = 0) -> dict[str, Any]:
+    """Paint ``n`` strokes on the axial pane; brush latencies and diff bytes."""
+    rng = np.random.default_rng(seed)
+    shape, k = page.evaluate(f"() => [{ROOT}.medai.state().shape, {ROOT}.medai.state().cursor[2]]")
+    box = page.locator('[data-medai-viewer] canvas[data-plane="axial"]').bounding_box()
+
+    def xy(i: int, j: int) -> tuple[float, float]:
+        x, y = page.evaluate(
+            f"(v) => {ROOT}.medai.voxelToCanvas('axial', v)", [int(i), int(j), int(k)]
+        )
+        return box["x"] + x, box["y"] + y
+
+    page.keyboard.press("b")
+    brush_slider = f"{ROOT}.medai.root.querySelector('[data-brush]')"
+    page.evaluate(f"() => {{ const s = {brush_slider}; s.value = '5';"
+                  " s.dispatchEvent(new Event('input')); }")  # fmt: skip
+    start = page.evaluate(f"() => {ROOT}.medai.brushLatencies.length")
+    done0 = page.evaluate(f"() => {ROOT}.medai.state().edit.strokes")
+    quiet.wait()
+    for s in range(n):
+        a = rng.integers([shape[0] // 4, shape[1] // 4], [3 * shape[0] // 4, 3 * shape[1] // 4])
+        b = np.clip(a + rng.integers(-40, 41, 2), 0, [shape[0] - 1, shape[1] - 1])
+        page.mouse.move(*xy(*a))
+        page.mouse.down()
+        page.mouse.move(*xy(*b), steps=4)
+        page.mouse.up()
+        page.wait_for_function(
+            f"(n) => {ROOT}.medai.state().edit.strokes >= n", arg=done0 + s + 1, timeout=10_000
+        )
+    page.wait_for_function(
+        f"() => {{ const e = {ROOT}.medai.state().edit; return e.acked === e.sent; }}",
+        timeout=60_000,
+    )
+    lat = page.evaluate(f"(s) => {ROOT}.medai.brushLatencies.slice(s)", start)
+    paint = page.evaluate(f"(s) => {ROOT}.medai.brushPaintLatencies.slice(s)", start)
+    edit = page.evaluate(f"() => {ROOT}.medai.state().edit")
+    kernel = page.evaluate(JS_EXECUTE, ["bench.ipynb", "print(w.annotations.bytes, "
+                           "w.annotations.edits, int((w.labels > 0).sum()))"]).split()  # fmt: skip
+    page.keyboard.press("n")
+    return {
+        "lat": lat, "paint": paint, "edit": edit, "kernel_bytes": int(kernel[0]),
+        "kernel_edits": int(kernel[1]), "painted": int(kernel[2]), "volume": int(np.prod(shape)),
+    }  # fmt: skip
+
+
 def percentile(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
@@ -265,6 +328,7 @@ def main() -> int:
     ap.add_argument("--shape", type=int, nargs=3, default=[512, 512, 300])
     ap.add_argument("--steps", type=int, default=100, help="viewer slice changes")
     ap.add_argument("--baseline-steps", type=int, default=30, help="ipywidgets slice changes")
+    ap.add_argument("--strokes", type=int, default=200, help="brush strokes painted")
     ap.add_argument("--chromium", default=os.environ.get("MEDAI_CHROMIUM", "/usr/bin/chromium"))
     args = ap.parse_args()
 
@@ -339,7 +403,8 @@ def run(lab: Lab, browser: Any, args: argparse.Namespace) -> int:
     page.on("websocket", on_ws)
     page.goto(f"{lab.url}/lab/tree/bench.ipynb?token={lab.token}", timeout=90_000)
     page.wait_for_function(
-        f"() => {{ const w = ({JS_PANEL})('bench.ipynb'); return !!w && !!w.sessionContext.session"
+        f"() => {{ if (!window.jupyterapp) return false;"
+        f" const w = ({JS_PANEL})('bench.ipynb'); return !!w && !!w.sessionContext.session"
         " && !!w.sessionContext.session.kernel"
         " && w.sessionContext.session.kernel.status === 'idle'; }",
         timeout=90_000,
@@ -387,6 +452,9 @@ def run(lab: Lab, browser: Any, args: argparse.Namespace) -> int:
     lat = page.evaluate(f"(s) => {ROOT}.medai.latencies.slice(s)", start)
     moved = abs(page.evaluate(f"() => {ROOT}.medai.state().cursor[2]") - k0)
 
+    # --- brush strokes (annotation) ----------------------------------------------------------
+    brush = strokes(page, quiet, args.strokes)
+
     # --- ipywidgets baselines: PIL (fast) and matplotlib (what notebooks usually do) ---------
     base = baseline(page, quiet, 2, args.baseline_steps)
     base_mpl = baseline(page, quiet, 3, args.baseline_steps)
@@ -404,6 +472,19 @@ def run(lab: Lab, browser: Any, args: argparse.Namespace) -> int:
     print(f"  {len(lat)} slice changes: p50 {p50:.2f} ms, p95 {p95:.2f} ms, max {max(lat):.2f} ms")
     if moved != args.steps:  # the kernel's echo of an older cursor moved the slice back
         print(f"  WARNING: {args.steps} key presses moved the slice by {moved}")
+    bl, be = brush["lat"], brush["edit"]
+    print(
+        f"brush: {be['strokes']} strokes ({be['sent']} sent), {len(bl)} painted pointer events: "
+        f"p50 {statistics.median(bl):.2f} ms, p95 {percentile(bl, 95):.2f} ms, max {max(bl):.2f} ms"
+    )
+    print(
+        f"  event -> stroke drawn on the canvas (no frame wait): p50 "
+        f"{statistics.median(brush['paint']):.2f} ms, p95 {percentile(brush['paint'], 95):.2f} ms"
+    )
+    print(f"  diffs to the kernel: {be['bytes_sent'] / 1e3:.1f} kB sent by the page, "
+          f"{brush['kernel_bytes'] / 1e3:.1f} kB of runs applied by the kernel "
+          f"({brush['kernel_edits']} edits, {brush['painted']} voxels labelled); the label "
+          f"volume is {brush['volume'] / 1e6:.1f} MB")  # fmt: skip
     print(f"ipywidgets Image + IntSlider (PIL PNG in the kernel): {len(base)} changes,")
     print(f"  p50 {b50:.1f} ms, p95 {percentile(base, 95):.1f} ms")
     print(f"ipywidgets Image + IntSlider (matplotlib in the kernel): {len(base_mpl)} changes,")
@@ -416,6 +497,12 @@ def run(lab: Lab, browser: Any, args: argparse.Namespace) -> int:
     print(f"METRIC slice_p95_ms {p95:.2f}")
     print(f"METRIC bytes_sent {int(hook[1])}")
     print(f"METRIC ws_bytes_received {ws_volume}")
+    print(f"METRIC brush_p50_ms {statistics.median(bl):.2f}")
+    print(f"METRIC brush_p95_ms {percentile(bl, 95):.2f}")
+    print(f"METRIC brush_paint_p95_ms {percentile(brush['paint'], 95):.2f}")
+    print(f"METRIC brush_strokes {be['strokes']}")
+    print(f"METRIC brush_bytes_synced {be['bytes_sent']}")
+    print(f"METRIC brush_kernel_bytes {brush['kernel_bytes']}")
     print(f"METRIC ipywidgets_p50_ms {b50:.1f}")
     print(f"METRIC ipywidgets_p95_ms {percentile(base, 95):.1f}")
     print(f"METRIC ipywidgets_matplotlib_p50_ms {m50:.1f}")

@@ -24,6 +24,7 @@ export class Annotator {
   acked = 0;        // the kernel's edit_seq
   bytesSent = 0;    // run buffers + JSON headers
   voxelsSent = 0;
+  strokes = 0;      // strokes finished (one that changed nothing sends nothing)
 
   constructor(private v: Viewer) {}
 
@@ -93,6 +94,19 @@ export class Annotator {
     };
   }
 
+  /** Voxels a stamp at each of `centres` can reach (a box), for repainting only that. */
+  private reach(centres: Vec3[]): { lo: Vec3; hi: Vec3 } {
+    const sp = this.v.meta!.spacing;
+    const lo: Vec3 = [Infinity, Infinity, Infinity], hi: Vec3 = [-Infinity, -Infinity, -Infinity];
+    for (const c of centres)
+      for (let a = 0; a < 3; a++) {
+        const n = Math.floor(this.brushRadius / (sp[a] || 1));
+        lo[a] = Math.min(lo[a], c[a] - n);
+        hi[a] = Math.max(hi[a], c[a] + n);
+      }
+    return { lo, hi };
+  }
+
   private stamp(st: Stroke, at: Vec3): void {
     const v = this.v, lv = this.labels(st.value)!;
     const def = planeDef(st.plane, v.convention);
@@ -106,16 +120,17 @@ export class Annotator {
     if (!this.labels(value)) return;
     this.stroke = { plane, last: at, rec: new StrokeRecord(), value };
     this.stamp(this.stroke, at);
-    this.v.render.paintEdit(plane, eventTime);
+    this.v.render.paintEdit(plane, eventTime, this.reach([at]));
   }
 
   /** Continue the stroke to `at`, stamping every voxel step of the way (pointer move). */
   move(at: Vec3, eventTime: number): void {
     const st = this.stroke;
     if (!st || (at[0] === st.last[0] && at[1] === st.last[1] && at[2] === st.last[2])) return;
-    for (const p of linePoints(st.last, at)) this.stamp(st, p);
+    const path = linePoints(st.last, at);
+    for (const p of path) this.stamp(st, p);
     st.last = at;
-    this.v.render.paintEdit(st.plane, eventTime);
+    this.v.render.paintEdit(st.plane, eventTime, this.reach(path));
   }
 
   /** End the stroke: record it for undo and send its diff (pointer up). */
@@ -123,6 +138,7 @@ export class Annotator {
     const st = this.stroke;
     this.stroke = null;
     if (!st) return;
+    this.strokes++;
     const def = planeDef(st.plane, this.v.convention);
     const edit = st.rec.finish(st.value, this.brush3d ? 0 : def.col);
     if (!edit) return;
@@ -190,7 +206,7 @@ export class Annotator {
     return {
       tool: this.tool, active_label: this.activeLabel, brush_radius: this.brushRadius, brush_3d: this.brush3d,
       brush_in_window: this.inWindow, sent: this.seq, acked: this.acked, bytes_sent: this.bytesSent,
-      voxels_sent: this.voxelsSent, undo, redo,
+      voxels_sent: this.voxelsSent, strokes: this.strokes, undo, redo,
     };
   }
 }

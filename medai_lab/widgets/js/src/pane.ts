@@ -100,10 +100,11 @@ export class PlanePane {
     this.off.height = H;
   }
 
-  /** Push the computed slice to the offscreen canvas. */
-  commitSlice(): void {
+  /** Push the computed slice (or a rectangle of it) to the offscreen canvas. */
+  commitSlice(rect?: { c0: number; c1: number; r0: number; r1: number }): void {
     if (!this.image) return;
-    this.offCtx.putImageData(this.image, 0, 0);
+    if (rect) this.offCtx.putImageData(this.image, 0, 0, rect.c0, rect.r0, rect.c1 - rect.c0, rect.r1 - rect.r0);
+    else this.offCtx.putImageData(this.image, 0, 0);
     this.hasImage = true;
   }
 

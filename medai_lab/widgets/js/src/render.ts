@@ -3,8 +3,8 @@
 import { clamp, planeDef, planeSize, sliceAxis, voxelToPlane, type Fit } from "./geometry";
 import { blend, classify, COMPARE_COLORS, pack } from "./overlay";
 import { PLANE_COLORS } from "./pane";
-import { blendCompareFilled, blendLabelsFilled, extractValues, renderGrey, sliceMaps } from "./slice";
-import { PLANES, type PlaneName } from "./types";
+import { blendCompareFilled, blendLabelsFilled, extractValues, renderGrey, sliceMaps, type Rect } from "./slice";
+import { PLANES, type PlaneName, type Vec3 } from "./types";
 import type { Viewer } from "./viewer";
 
 const RENDER_3D_PX = 224;
@@ -84,7 +84,7 @@ export class Renderer {
   }
 
   /** Recompute the slice image of a plane (grey LUT pass + overlay), into its offscreen canvas. */
-  private renderSlice(p: PlaneName): void {
+  private renderSlice(p: PlaneName, rect?: Rect): void {
     this.dirtySlice.delete(p);
     const v = this.v;
     const img = v.store.best("image");
@@ -96,7 +96,9 @@ export class Renderer {
     pane.ensureGrid(W, H);
     const slice = v.cursor[def.slice];
     const out32 = pane.out32!;
-    renderGrey(out32, sliceMaps(def, meta.shape, slice, img, img), img, lut);
+    // A rectangle only on the full-resolution grid and without outlines (they need neighbours).
+    if (rect && (v.outline || img.factor.some((f) => f !== 1) || !pane.hasImage)) rect = undefined;
+    renderGrey(out32, sliceMaps(def, meta.shape, slice, img, img), img, lut, rect);
     const mode = v.overlayMode;
     if (mode !== "none") {
       const gtLv = mode !== "prediction" ? v.store.best("labels") ?? null : null;
@@ -113,14 +115,14 @@ export class Renderer {
       } else {
         const a = Math.round(clamp(v.opacity, 0, 1) * 256);
         if (mode === "compare") {
-          if (mg || mp) blendCompareFilled(out32, mg, gtLv, mp, prLv, v.ctable, COMPARE_PACKED, a);
+          if (mg || mp) blendCompareFilled(out32, mg, gtLv, mp, prLv, v.ctable, COMPARE_PACKED, a, rect);
         } else {
           const lv = mode === "prediction" ? prLv : gtLv, m = mode === "prediction" ? mp : mg;
-          if (lv && m) blendLabelsFilled(out32, m, lv, v.ctable, a);
+          if (lv && m) blendLabelsFilled(out32, m, lv, v.ctable, a, rect);
         }
       }
     }
-    pane.commitSlice();
+    pane.commitSlice(rect);
     this.paints++;
     if (this.firstPaintMs === null) {
       this.firstPaintMs = performance.now() - v.t0;
@@ -129,6 +131,19 @@ export class Renderer {
     const n = meta.shape[def.slice];
     pane.setLabel(`${p} ${slice + 1}/${n}${img.level > 0 ? " · preview" : ""}`);
     this.dirtyView.add(p);
+  }
+
+  /** The plane pixels covering a box of voxels (full-resolution grid). */
+  private rectOf(p: PlaneName, box: { lo: Vec3; hi: Vec3 }): Rect | undefined {
+    const meta = this.v.meta;
+    if (!meta) return undefined;
+    const d = planeDef(p, this.v.convention), n = meta.shape;
+    const span = (axis: number, flip: boolean): [number, number] => {
+      const a = Math.max(0, box.lo[axis]), b = Math.min(n[axis] - 1, box.hi[axis]);
+      return flip ? [n[axis] - 1 - b, n[axis] - a] : [a, b + 1];
+    };
+    const [c0, c1] = span(d.col, d.colFlip), [r0, r1] = span(d.row, d.rowFlip);
+    return c1 > c0 && r1 > r0 ? { c0, c1, r0, r1 } : undefined;
   }
 
   fitOf(p: PlaneName): { f: Fit; w: number; h: number } | null {
@@ -185,13 +200,18 @@ export class Renderer {
 
   /** A brush stamp changed labels on `plane` (and, for a sphere, nearby slices): repaint the
    * plane now, the others at the next frame; record input->frame latency. */
-  paintEdit(plane: PlaneName, eventTime: number): void {
+  paintEdit(plane: PlaneName, eventTime: number, box?: { lo: Vec3; hi: Vec3 }): void {
     if (this.visible(plane)) {
-      this.renderSlice(plane);
+      this.renderSlice(plane, box && this.rectOf(plane, box));
       this.present(plane);
     }
     // The other planes cross this slice along the crosshair lines; a sphere reaches further.
-    for (const p of PLANES) if (p !== plane) { this.dirtySlice.add(p); this.dirtyView.add(p); }
+    for (const p of PLANES) {
+      const a = sliceAxis(p), c = this.v.cursor[a];
+      if (p === plane || (box && (c < box.lo[a] || c > box.hi[a]))) continue;
+      this.dirtySlice.add(p);
+      this.dirtyView.add(p);
+    }
     this.requestRender();
     this.brushPaintLatencies.push(performance.now() - eventTime);
     this.pendingBrush.push(eventTime);

@@ -6,6 +6,13 @@ import type { Lut } from "./windowing";
 
 export interface SliceMaps { col: Int32Array; row: Int32Array; base: number }
 
+/** A rectangle of output pixels, columns c0..c1-1, rows r0..r1-1 (an edit repaints only it). */
+export interface Rect { c0: number; c1: number; r0: number; r1: number }
+
+function full(m: SliceMaps, rect?: Rect): Rect {
+  return rect ?? { c0: 0, c1: m.col.length, r0: 0, r1: m.row.length };
+}
+
 function strides(shape: Vec3): Vec3 {
   return [1, shape[0], shape[0] * shape[1]];
 }
@@ -48,23 +55,25 @@ function rawView(lv: Level): ArrayLike<number> {
 }
 
 /** Grey pass: out32[p] = LUT[value]. */
-export function renderGrey(out32: Uint32Array, m: SliceMaps, lv: Level, lut: Lut): void {
+export function renderGrey(out32: Uint32Array, m: SliceMaps, lv: Level, lut: Lut, rect?: Rect): void {
   const { col, row, base } = m;
-  const W = col.length, H = row.length;
+  const W = col.length;
+  const { c0, c1, r0, r1 } = full(m, rect);
   const t = lut.table;
-  let p = 0;
   if (t) {
     const src = rawView(lv);
-    for (let r = 0; r < H; r++) {
+    for (let r = r0; r < r1; r++) {
       const b = base + row[r];
-      for (let c = 0; c < W; c++) out32[p++] = t[src[b + col[c]]];
+      let p = r * W + c0;
+      for (let c = c0; c < c1; c++) out32[p++] = t[src[b + col[c]]];
     }
   } else {
     // Float (or wide integer) data: window arithmetic per pixel.
     const src = lv.data, lo = lut.lo, k = lut.scale;
-    for (let r = 0; r < H; r++) {
+    for (let r = r0; r < r1; r++) {
       const b = base + row[r];
-      for (let c = 0; c < W; c++) {
+      let p = r * W + c0;
+      for (let c = c0; c < c1; c++) {
         let g = ((src[b + col[c]] - lo) * k + 0.5) | 0;
         g = g < 0 ? 0 : g > 255 ? 255 : g;
         out32[p++] = (0xff000000 | (g << 16) | (g << 8) | g) >>> 0;
@@ -94,15 +103,16 @@ function mix(px: number, col: number, a: number, ia: number): number {
 }
 
 /** Filled overlay in one pass: colour = table[label value] (0 = not drawn), alpha in 0..256. */
-export function blendLabelsFilled(out32: Uint32Array, m: SliceMaps, lv: Level, table: Uint32Array, a: number): void {
+export function blendLabelsFilled(out32: Uint32Array, m: SliceMaps, lv: Level, table: Uint32Array, a: number, rect?: Rect): void {
   if (a <= 0) return;
   const { col, row, base } = m;
-  const W = col.length, H = row.length, ia = 256 - a;
+  const W = col.length, ia = 256 - a;
+  const { c0, c1, r0, r1 } = full(m, rect);
   const src = lv.data;
-  let p = 0;
-  for (let r = 0; r < H; r++) {
+  for (let r = r0; r < r1; r++) {
     const b = base + row[r];
-    for (let c = 0; c < W; c++, p++) {
+    let p = r * W + c0;
+    for (let c = c0; c < c1; c++, p++) {
       const v = src[b + col[c]];
       if (v === 0) continue;
       const k = table[v & 0xffff];
@@ -113,17 +123,18 @@ export function blendLabelsFilled(out32: Uint32Array, m: SliceMaps, lv: Level, t
 
 /** Filled compare overlay in one pass (TP/FP/FN colours, hidden labels count as background). */
 export function blendCompareFilled(out32: Uint32Array, mg: SliceMaps | null, gt: Level | null, mp: SliceMaps | null,
-  pr: Level | null, table: Uint32Array, colors: [number, number, number], a: number): void {
+  pr: Level | null, table: Uint32Array, colors: [number, number, number], a: number, rect?: Rect): void {
   if (a <= 0) return;
   const ref = mg ?? mp;
   if (!ref) return;
-  const W = ref.col.length, H = ref.row.length, ia = 256 - a;
+  const W = ref.col.length, ia = 256 - a;
+  const { c0, c1, r0, r1 } = full(ref, rect);
   const gs = gt ? gt.data : null, ps = pr ? pr.data : null;
   const [cTP, cFP, cFN] = colors;
-  let p = 0;
-  for (let r = 0; r < H; r++) {
+  for (let r = r0; r < r1; r++) {
     const bg = mg ? mg.base + mg.row[r] : 0, bp = mp ? mp.base + mp.row[r] : 0;
-    for (let c = 0; c < W; c++, p++) {
+    let p = r * W + c0;
+    for (let c = c0; c < c1; c++, p++) {
       const g = gs ? gs[bg + mg!.col[c]] : 0, q = ps ? ps[bp + mp!.col[c]] : 0;
       if (g === 0 && q === 0) continue;
       const gv = g !== 0 && table[g & 0xffff] !== 0, qv = q !== 0 && table[q & 0xffff] !== 0;
