@@ -41,11 +41,12 @@ class Viewer(anywidget.AnyWidget):
     show_3d = t.Bool(True).tag(**BROWSER)
     status = t.Dict().tag(**BROWSER)
     # Editing (PROTOCOL.md "Editing"): the tool, the label painted, the brush (radius in mm).
-    tool = t.Enum(["navigate", "paint", "erase"], "navigate").tag(**BROWSER)
+    tool = t.Enum(["navigate", "paint", "erase", "grow"], "navigate").tag(**BROWSER)
     active_label = t.Int(1, min=1, max=65535).tag(**BROWSER)
     brush_radius = t.Float(3.0, min=0.0, max=200.0).tag(**BROWSER)
     brush_3d = t.Bool(False).tag(**BROWSER)
     brush_in_window = t.Bool(False).tag(**BROWSER)
+    grow_tolerance = t.Float(100.0, min=0.0).tag(**BROWSER)  # region grow: |value - seed|
     edit_seq = t.Int(0).tag(sync=True)  # the last edit the kernel applied (Py -> JS)
 
     def __init__(self, scene: Scene, **kwargs: Any) -> None:

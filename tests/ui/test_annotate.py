@@ -211,6 +211,91 @@ def test_paint_undo_paint_changes_the_kernel_where_the_screen_changed(annotating
     assert 0 < sent < 20_000, sent
 
 
+def liver_seed(shared_data: Path) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The CT (RAS+, nibabel) and the deepest liver voxel of the slice with the most liver."""
+    import nibabel as nib
+    from scipy import ndimage
+    from testsupport import canonical
+
+    from medai_lab.io import load_series
+
+    folder = shared_data / "ct_series_basel"
+    ct, _ = canonical(load_series(folder / "dicom"))
+    seg = nib.as_closest_canonical(nib.load(folder / "segmentation.nii.gz"))
+    liver = np.asanyarray(seg.dataobj) == 5
+    k = int(np.argmax(liver.sum(axis=(0, 1))))
+    depth = ndimage.distance_transform_edt(liver[:, :, k])
+    i, j = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    return np.asarray(ct), (int(i), int(j), k)
+
+
+def as_array(labels: dict, shape) -> np.ndarray:
+    out = np.zeros(shape, np.int32)
+    for ijk, value in labels.items():
+        out[ijk] = value
+    return out
+
+
+def test_region_grow_and_fill_holes_match_an_independent_computation(
+    annotating, shared_data: Path
+) -> None:
+    from scipy import ndimage
+
+    an = annotating
+    ct, seed = liver_seed(shared_data)
+    shape = tuple(an.state()["shape"])
+    k, tol, value = seed[2], 60.0, 1
+    an.ui.execute(
+        f"w.tool = 'navigate'\nw.cursor = {list(seed)!r}\nw.grow_tolerance = {tol}\n"
+        f"w.active_label = {value}"
+    )
+    an.page.wait_for_function(
+        f"(c) => {{ const s = {ROOT}.medai.state(), e = s.edit; return s.cursor[2] === c[2]"
+        " && e.grow_tolerance === c[3] && e.active_label === 1 && e.tool === 'navigate'; }",
+        arg=[*seed, tol],
+    )
+    before = as_array(an.kernel_labels(), shape)
+    screen0 = an.slice_pixels(k, shape)
+    an.page.mouse.click(*an.xy(seed))  # focus (a navigate click keeps the cursor here)
+    an.page.keyboard.press("g")
+    an.page.wait_for_function(f"() => {ROOT}.medai.state().edit.tool === 'grow'")
+    sent = an.state()["edit"]["sent"]
+    an.page.mouse.click(*an.xy(seed))
+    an.page.wait_for_function(f"(n) => {ROOT}.medai.state().edit.sent > n", arg=sent)
+    an.synced()
+    grown = as_array(an.kernel_labels(), shape)
+    # Independently: the 4-connected component of the seed on slice k among voxels within the
+    # tolerance of the seed's HU that were unlabelled or this label.
+    s = ct[:, :, k].astype(float)
+    allowed = (np.abs(s - s[seed[:2]]) <= tol) & np.isin(before[:, :, k], [0, value])
+    comp, _ = ndimage.label(allowed)
+    region = comp == comp[seed[:2]]
+    want = before.copy()
+    want[:, :, k][region] = value
+    assert region.sum() > 200
+    assert np.array_equal(grown, want), np.argwhere(grown != want)[:5].tolist()
+    on_screen = np.abs(an.slice_pixels(k, shape) - screen0).max(axis=2) > 2
+    assert np.array_equal(on_screen, (grown != before)[:, :, k])
+
+    # Fill holes (key F): unlabelled voxels of the slice enclosed by the label.
+    an.page.keyboard.press("f")
+    an.page.wait_for_function(f"(n) => {ROOT}.medai.state().edit.sent > n", arg=sent + 1)
+    an.synced()
+    filled = as_array(an.kernel_labels(), shape)
+    enclosed = ndimage.binary_fill_holes(grown[:, :, k] == value) & (grown[:, :, k] == 0)
+    assert enclosed.any(), "the grown region has no hole to fill (pick another tolerance)"
+    want = grown.copy()
+    want[:, :, k][enclosed] = value
+    assert np.array_equal(filled, want)
+
+    # Two undos: back to the labels before the region grow.
+    an.page.keyboard.press("Control+z")
+    an.page.keyboard.press("Control+z")
+    an.synced()
+    assert np.array_equal(as_array(an.kernel_labels(), shape), before)
+    an.page.keyboard.press("n")
+
+
 def test_no_page_errors_and_nothing_fetched(annotating) -> None:
     errors = [line for line in annotating.page.console_lines if line.startswith("pageerror")]
     assert errors == [], "\n".join(errors)

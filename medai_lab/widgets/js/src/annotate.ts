@@ -3,12 +3,14 @@
 // store; without labels from the kernel it starts empty here (nothing is transferred).
 import { linePoints, paintStamp, type Stamp } from "./brush";
 import { editMessage, groupsOf, History, StrokeRecord, type Edit } from "./edits";
-import { planeDef } from "./geometry";
+import { planeDef, sliceAxis } from "./geometry";
+import { flood, holes } from "./regions";
 import type { Level, PlaneName, Vec3 } from "./types";
 import type { Viewer } from "./viewer";
 
-export type Tool = "navigate" | "paint" | "erase";
-export const TOOLS: Tool[] = ["navigate", "paint", "erase"];
+export type Tool = "navigate" | "paint" | "erase" | "grow";
+export const TOOLS: Tool[] = ["navigate", "paint", "erase", "grow"];
+const GROW_LIMIT_3D = 20_000_000; // voxels a 3D region grow may reach
 
 interface Stroke { plane: PlaneName; last: Vec3; rec: StrokeRecord; value: number }
 
@@ -18,6 +20,7 @@ export class Annotator {
   brushRadius = 3; // mm
   brush3d = false;
   inWindow = false; // paint only voxels whose image value lies inside the window
+  growTolerance = 100; // region grow: |value - seed value| <= this (HU for CT)
   readonly history = new History();
   private stroke: Stroke | null = null;
   seq = 0;          // edits sent
@@ -78,20 +81,73 @@ export class Annotator {
     this.v.layoutUi.syncControls();
   }
 
-  /** The filter of threshold-within-window painting (null: every voxel). */
-  private windowFilter(): ((flat: number) => boolean) | null {
+  /** The image value at a flat full-resolution index (the best level loaded), or null. */
+  private imageAt(): ((flat: number) => number) | null {
     const v = this.v, img = v.store.best("image");
-    if (!this.inWindow || this.tool !== "paint" || !img || !v.meta) return null;
-    const lo = v.win[1] - v.win[0] / 2, hi = v.win[1] + v.win[0] / 2;
+    if (!img || !v.meta) return null;
     const [nx, ny] = v.meta.shape, f = img.factor, s = img.shape, d = img.data;
-    if (f.every((x) => x === 1)) return (i) => d[i] >= lo && d[i] <= hi;
+    if (f.every((x) => x === 1)) return (i) => d[i];
     return (i) => {
       const x = Math.min(s[0] - 1, Math.floor((i % nx) / f[0]));
       const y = Math.min(s[1] - 1, Math.floor((Math.floor(i / nx) % ny) / f[1]));
       const z = Math.min(s[2] - 1, Math.floor(Math.floor(i / (nx * ny)) / f[2]));
-      const val = d[x + s[0] * (y + s[1] * z)];
-      return val >= lo && val <= hi;
+      return d[x + s[0] * (y + s[1] * z)];
     };
+  }
+
+  /** The filter of threshold-within-window painting (null: every voxel). */
+  private windowFilter(): ((flat: number) => boolean) | null {
+    const at = this.imageAt();
+    if (!this.inWindow || this.tool === "erase" || !at) return null;
+    const v = this.v, lo = v.win[1] - v.win[0] / 2, hi = v.win[1] + v.win[0] / 2;
+    return (i) => { const x = at(i); return x >= lo && x <= hi; };
+  }
+
+  /** Region grow from voxel `seed` of `plane`: connected voxels within the tolerance of the
+   * seed's value (and the window, when in-window painting is on) that are unlabelled or
+   * already this label; in the plane, or in 3D with the sphere option. One undo step. */
+  grow(plane: PlaneName, seed: Vec3): number {
+    const v = this.v, at = this.imageAt(), value = this.activeLabel, lv = this.labels(value);
+    if (!at || !lv || !v.meta) return 0;
+    const d = lv.data, s0 = at(seed[0] + v.meta.shape[0] * (seed[1] + v.meta.shape[1] * seed[2]));
+    const tol = this.growTolerance, inWin = this.windowFilter();
+    const ok = (f: number) => {
+      const l = d[f];
+      return (l === 0 || l === value) && Math.abs(at(f) - s0) <= tol && (!inWin || inWin(f));
+    };
+    const def = planeDef(plane, v.convention);
+    const where = { axes: this.brush3d ? null : [def.col, def.row, def.slice] as [0 | 1 | 2, 0 | 1 | 2, 0 | 1 | 2], slice: seed[def.slice] };
+    const n = v.meta.shape;
+    const region = flood(seed, n, where, ok, this.brush3d ? GROW_LIMIT_3D : n[def.col] * n[def.row]);
+    return this.commitVoxels(region, value, this.brush3d ? 0 : def.col);
+  }
+
+  /** Fill the holes of the active label on the active plane's slice (every slice of that
+   * orientation with the sphere option): enclosed unlabelled voxels. One undo step. */
+  fillHoles(): number {
+    const v = this.v, value = this.activeLabel, lv = this.labels(value);
+    if (!lv || !v.meta) return 0;
+    const p = v.active, def = planeDef(p, v.convention), a = sliceAxis(p);
+    const axes: [0 | 1 | 2, 0 | 1 | 2, 0 | 1 | 2] = [def.col, def.row, def.slice];
+    const slices = this.brush3d ? [...Array(v.meta.shape[a]).keys()] : [v.cursor[a]];
+    const found: number[] = [];
+    for (const k of slices) for (const f of holes(lv.data, v.meta.shape, axes, k, value)) found.push(f);
+    return this.commitVoxels(found, value, def.col);
+  }
+
+  /** Set `flat` voxels to `value` as one recorded, sent edit. */
+  private commitVoxels(flat: number[], value: number, axis: 0 | 1 | 2): number {
+    const lv = this.labels(value);
+    if (!lv || !flat.length) return 0;
+    const rec = new StrokeRecord(), d = lv.data;
+    for (const f of flat) if (d[f] !== value) { rec.touch(f, d[f]); d[f] = value; }
+    const edit = rec.finish(value, axis);
+    if (!edit) return 0;
+    this.history.push(edit);
+    this.send(edit, false);
+    this.v.render.markSlices();
+    this.v.layoutUi.syncEditBar();
+    return edit.flat.length;
   }
 
   /** Voxels a stamp at each of `centres` can reach (a box), for repainting only that. */
@@ -187,6 +243,8 @@ export class Annotator {
     switch (k) {
       case "b": this.setTool("paint", true); return true;
       case "e": this.setTool("erase", true); return true;
+      case "g": this.setTool("grow", true); return true;
+      case "f": this.fillHoles(); return true;
       case "n": case "Escape": this.setTool("navigate", true); return true;
       case "[": this.setRadius(this.brushRadius > 1 ? this.brushRadius / 1.25 : 0, true); return true;
       case "]": this.setRadius(Math.max(1, this.brushRadius * 1.25), true); return true;
@@ -205,7 +263,7 @@ export class Annotator {
     const [undo, redo] = this.history.sizes;
     return {
       tool: this.tool, active_label: this.activeLabel, brush_radius: this.brushRadius, brush_3d: this.brush3d,
-      brush_in_window: this.inWindow, sent: this.seq, acked: this.acked, bytes_sent: this.bytesSent,
+      brush_in_window: this.inWindow, grow_tolerance: this.growTolerance, sent: this.seq, acked: this.acked, bytes_sent: this.bytesSent,
       voxels_sent: this.voxelsSent, strokes: this.strokes, undo, redo,
     };
   }

@@ -74,6 +74,10 @@ export class InputHandler {
         this.drag = { kind: "wl", plane: p, id: e.pointerId, x, y, w: v.win[0], l: v.win[1] };
       } else if (e.button === 1 || (e.button === 0 && e.shiftKey)) {
         this.drag = { kind: "pan", plane: p, id: e.pointerId, x, y };
+      } else if (e.button === 0 && v.annot.tool === "grow") {
+        const at = this.cursorFromPoint(p, x, y);
+        if (at) v.annot.grow(p, at);
+        return;
       } else if (e.button === 0 && v.annot.tool !== "navigate") {
         const at = this.cursorFromPoint(p, x, y);
         if (!at) return;

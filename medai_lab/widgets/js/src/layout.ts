@@ -73,6 +73,7 @@ export class ViewerLayout {
     e.radiusText.textContent = `${fmt(a.brushRadius)} mm`;
     e.sphere.checked = a.brush3d;
     e.inWindow.checked = a.inWindow;
+    if (document.activeElement !== e.tolerance) e.tolerance.value = String(a.growTolerance);
     const [nu, nr] = a.history.sizes;
     e.undo.disabled = nu === 0;
     e.redo.disabled = nr === 0;
@@ -140,6 +141,11 @@ export class ViewerLayout {
     e.radius.addEventListener("input", () => a.setRadius(Number(e.radius.value), true));
     e.sphere.addEventListener("change", () => { a.brush3d = e.sphere.checked; sync.commit("brush_3d", a.brush3d, true); });
     e.inWindow.addEventListener("change", () => { a.inWindow = e.inWindow.checked; sync.commit("brush_in_window", a.inWindow, true); });
+    e.tolerance.addEventListener("change", () => {
+      const t = Number(e.tolerance.value);
+      if (isFinite(t) && t >= 0) { a.growTolerance = t; sync.commit("grow_tolerance", t, true); }
+    });
+    e.fill.addEventListener("click", () => a.fillHoles());
     e.undo.addEventListener("click", () => a.undo());
     e.redo.addEventListener("click", () => a.redo());
     // Keep keyboard focus on the viewer after using a control.

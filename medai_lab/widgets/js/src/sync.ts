@@ -64,6 +64,8 @@ export class ModelSync {
     if (isFinite(r) && r >= 0) a.brushRadius = r;
     a.brush3d = !!m.get("brush_3d");
     a.inWindow = !!m.get("brush_in_window");
+    const tol = Number(m.get("grow_tolerance"));
+    if (isFinite(tol) && tol >= 0) a.growTolerance = tol;
     a.acked = Number(m.get("edit_seq")) || 0;
   }
 
@@ -149,6 +151,10 @@ export class ModelSync {
     });
     on("change:brush_3d", () => { v.annot.brush3d = !!model.get("brush_3d"); v.layoutUi.syncControls(); });
     on("change:brush_in_window", () => { v.annot.inWindow = !!model.get("brush_in_window"); v.layoutUi.syncControls(); });
+    on("change:grow_tolerance", () => {
+      const t = Number(model.get("grow_tolerance"));
+      if (isFinite(t) && t >= 0) { v.annot.growTolerance = t; v.layoutUi.syncControls(); }
+    });
     on("change:edit_seq", () => { v.annot.acked = Number(model.get("edit_seq")) || 0; });
     on("change:show_3d", () => {
       const s = !!model.get("show_3d");

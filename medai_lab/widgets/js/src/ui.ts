@@ -51,6 +51,8 @@ export interface EditControls {
   radiusText: HTMLSpanElement;
   sphere: HTMLInputElement;
   inWindow: HTMLInputElement;
+  tolerance: HTMLInputElement;
+  fill: HTMLButtonElement;
   undo: HTMLButtonElement;
   redo: HTMLButtonElement;
   counts: HTMLSpanElement;
@@ -70,7 +72,7 @@ function buildEditBar(root: HTMLElement): EditControls {
   const bar = el("div", "mv-toolbar mv-editbar", root);
   const tg = el("div", "mv-group", bar);
   const tools: Record<string, HTMLButtonElement> = {};
-  for (const [t, text, key] of [["navigate", "navigate", "N"], ["paint", "paint", "B"], ["erase", "erase", "E"]]) {
+  for (const [t, text, key] of [["navigate", "navigate", "N"], ["paint", "paint", "B"], ["erase", "erase", "E"], ["grow", "grow", "G"]]) {
     const b = el("button", "", tg, text);
     b.type = "button";
     b.dataset.tool = t;
@@ -91,13 +93,20 @@ function buildEditBar(root: HTMLElement): EditControls {
   const radiusText = el("span", "mv-wl", rl);
   const sphere = check(bar, "3D sphere", "paint a sphere instead of a disc (S)", "sphere");
   const inWindow = check(bar, "in window", "paint only where the image is inside the window (W)", "in-window");
+  const gl = el("label", "", bar, "±");
+  gl.title = "region grow: voxels within this many units (HU) of the clicked voxel";
+  const tolerance = el("input", "", gl);
+  tolerance.type = "number"; tolerance.min = "0"; tolerance.step = "10"; tolerance.style.width = "56px";
+  tolerance.dataset.tolerance = "";
   const ug = el("div", "mv-group", bar);
+  const fill = el("button", "", ug, "fill holes");
+  fill.type = "button"; fill.dataset.action = "fill"; fill.title = "fill holes of the label on this slice (F)";
   const undo = el("button", "", ug, "undo");
   undo.type = "button"; undo.dataset.action = "undo"; undo.title = "undo (Ctrl+Z)";
   const redo = el("button", "", ug, "redo");
   redo.type = "button"; redo.dataset.action = "redo"; redo.title = "redo (Ctrl+Shift+Z, Ctrl+Y)";
   const counts = el("span", "mv-ptext", bar);
-  return { bar, tools, label, swatch, radius, radiusText, sphere, inWindow, undo, redo, counts };
+  return { bar, tools, label, swatch, radius, radiusText, sphere, inWindow, tolerance, fill, undo, redo, counts };
 }
 
 export function buildControls(root: HTMLElement): Controls {
