@@ -63,6 +63,7 @@ def view(
     layout: str = "three",
     convention: str = "radiological",
     backend: str = "medai",
+    assist: Any = None,
     **traits: Any,
 ) -> Any:
     """Show a 3-D image with optional label and prediction overlays.
@@ -83,6 +84,9 @@ def view(
         also the label picker's choices when painting.
     backend
         "medai" (this viewer) or "itkwidgets".
+    assist
+        A model ``model(image_roi, clicks) -> mask`` for the "assist" tool
+        (:mod:`medai_lab.widgets.assist`); also settable later as ``viewer.assist``.
     """
     if backend == "itkwidgets":
         from medai_lab.widgets.itk_backend import view_itk
@@ -93,7 +97,9 @@ def view(
     viewer_cls = _viewer_class()
     scene = scene_of(image, labels, prediction, label_names=label_names, spacing=spacing,
                      affine=affine, title=_title(image))  # fmt: skip
-    return viewer_cls(scene, preset=preset, pane_layout=layout, convention=convention, **traits)
+    viewer = viewer_cls(scene, preset=preset, pane_layout=layout, convention=convention, **traits)
+    viewer.assist = assist
+    return viewer
 
 
 def _viewer_class() -> type:

@@ -41,7 +41,7 @@ class Viewer(anywidget.AnyWidget):
     show_3d = t.Bool(True).tag(**BROWSER)
     status = t.Dict().tag(**BROWSER)
     # Editing (PROTOCOL.md "Editing"): the tool, the label painted, the brush (radius in mm).
-    tool = t.Enum(["navigate", "paint", "erase", "grow"], "navigate").tag(**BROWSER)
+    tool = t.Enum(["navigate", "paint", "erase", "grow", "assist"], "navigate").tag(**BROWSER)
     active_label = t.Int(1, min=1, max=65535).tag(**BROWSER)
     brush_radius = t.Float(3.0, min=0.0, max=200.0).tag(**BROWSER)
     brush_3d = t.Bool(False).tag(**BROWSER)
@@ -56,6 +56,9 @@ class Viewer(anywidget.AnyWidget):
         self.on_msg(self._on_message)
         self.scene = scene
         self.annotations = Annotations(scene)
+        self.assist: Any = None  # model(image_roi, clicks) -> mask (medai_lab.widgets.assist)
+        self.assist_roi: tuple[int, int, int] = (96, 96, 96)
+        self.proposals = 0
         self._show(scene, kwargs)
 
     def update(self, scene: Scene, **kwargs: Any) -> None:
@@ -106,6 +109,31 @@ class Viewer(anywidget.AnyWidget):
                 ok = self.annotations.receive(content, _buffers)
             if ok:
                 self.edit_seq = self.annotations.last_seq
+        elif content.get("type") == "propose":
+            threading.Thread(target=self._propose, args=(content,), daemon=True,
+                             name="medai-viewer-assist").start()  # fmt: skip
+
+    def _propose(self, content: dict[str, Any]) -> None:
+        """Run the assist model for a click and send the proposal (or the error) back."""
+        from medai_lab.errors import MedaiError
+        from medai_lab.widgets.assist import proposal_flat, propose
+        from medai_lab.widgets.edits import encode_runs
+
+        reply: dict[str, Any] = {"type": "proposal", "id": content.get("id", 0)}
+        buffers: list[bytes] = []
+        try:
+            if self.assist is None:
+                raise MedaiError("no model: set viewer.assist = model(image_roi, clicks) -> mask")
+            image = self.scene.image.array
+            origin, mask = propose(image, content.get("clicks") or [], self.assist,
+                                   self.assist_roi)  # fmt: skip
+            runs = encode_runs(proposal_flat(origin, mask, image.shape[:3]), image.shape[:3], 0)
+            reply.update(axis=0, runs=len(runs), origin=list(origin))
+            buffers = [runs.astype("<u4").tobytes()]
+            self.proposals += 1
+        except MedaiError as exc:
+            reply["error"] = str(exc)
+        self.send(reply, buffers)
 
     # ---------------------------------------------------------------- annotation (Python API)
 

@@ -296,6 +296,83 @@ def test_region_grow_and_fill_holes_match_an_independent_computation(
     an.page.keyboard.press("n")
 
 
+MODEL = """
+import hashlib
+import numpy as np
+from scipy import ndimage
+seen = {}
+def grow_model(roi, clicks):
+    seen["roi"] = hashlib.sha256(roi.astype("<i2").tobytes()).hexdigest()
+    c = tuple(int(x) for x in clicks[-1])
+    near = np.abs(roi.astype(np.float32) - float(roi[c])) <= 60
+    lab, _ = ndimage.label(near)
+    return lab == lab[c]
+w.assist = grow_model
+w.assist_roi = (64, 64, 8)
+"""
+
+
+def test_a_model_proposal_is_a_preview_until_accepted(annotating, shared_data: Path) -> None:
+    import hashlib
+
+    from scipy import ndimage
+
+    an = annotating
+    ct, seed = liver_seed(shared_data)
+    shape = tuple(an.state()["shape"])
+    k, value = seed[2], 2
+    an.ui.execute(MODEL + f"w.tool = 'navigate'\nw.cursor = {list(seed)!r}\nw.active_label = 2")
+    an.page.wait_for_function(
+        f"(c) => {{ const s = {ROOT}.medai.state();"
+        " return s.cursor[2] === c && s.edit.active_label === 2 && s.edit.tool === 'navigate'; }",
+        arg=k,
+    )
+    before = as_array(an.kernel_labels(), shape)
+    screen0 = an.slice_pixels(k, shape)
+    an.page.mouse.click(*an.xy(seed))  # focus
+    an.page.keyboard.press("a")
+    an.page.wait_for_function(f"() => {ROOT}.medai.state().edit.tool === 'assist'")
+    asked = an.state()["edit"]["proposals"]
+    an.page.mouse.click(*an.xy(seed))
+    an.page.wait_for_function(
+        f"(n) => {ROOT}.medai.state().edit.proposals > n", arg=asked, timeout=30_000
+    )
+    an.synced()
+    # The region: 64x64x8 voxels centred on the click, kept inside the image.
+    lo = [min(max(c - r // 2, 0), n - r) for c, n, r in zip(seed, shape, (64, 64, 8), strict=True)]
+    crop = ct[lo[0] : lo[0] + 64, lo[1] : lo[1] + 64, lo[2] : lo[2] + 8]
+    digest = an.ui.execute("print(seen['roi'])").strip().splitlines()[-1]
+    assert digest == hashlib.sha256(crop.astype("<i2").tobytes()).hexdigest()
+    c = tuple(s - o for s, o in zip(seed, lo, strict=True))
+    comp, _ = ndimage.label(np.abs(crop.astype(np.float32) - float(crop[c])) <= 60)
+    proposal = np.zeros(shape, bool)
+    proposal[lo[0] : lo[0] + 64, lo[1] : lo[1] + 64, lo[2] : lo[2] + 8] = comp == comp[c]
+    assert an.state()["edit"]["preview"] == proposal.sum() > 100
+    assert np.array_equal(as_array(an.kernel_labels(), shape), before)  # only a preview
+    on_screen = np.abs(an.slice_pixels(k, shape) - screen0).max(axis=2) > 2
+    assert np.array_equal(on_screen, proposal[:, :, k])
+
+    an.page.keyboard.press("Enter")  # accept
+    an.synced()
+    want = before.copy()
+    want[proposal & np.isin(before, [0, value])] = value
+    assert np.array_equal(as_array(an.kernel_labels(), shape), want)
+    assert an.state()["edit"]["preview"] == 0
+
+    # Another proposal, rejected (Escape): nothing changes; then undo the accepted one.
+    asked = an.state()["edit"]["proposals"]
+    an.page.mouse.click(*an.xy((seed[0] - 30, seed[1], k)))
+    an.page.wait_for_function(
+        f"(n) => {ROOT}.medai.state().edit.proposals > n", arg=asked, timeout=30_000
+    )
+    an.page.keyboard.press("Escape")
+    assert an.state()["edit"]["preview"] == 0
+    an.page.keyboard.press("Control+z")
+    an.synced()
+    assert np.array_equal(as_array(an.kernel_labels(), shape), before)
+    an.ui.execute("w.tool = 'navigate'")
+
+
 def test_no_page_errors_and_nothing_fetched(annotating) -> None:
     errors = [line for line in annotating.page.console_lines if line.startswith("pageerror")]
     assert errors == [], "\n".join(errors)

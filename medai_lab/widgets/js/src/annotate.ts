@@ -5,11 +5,12 @@ import { linePoints, paintStamp, type Stamp } from "./brush";
 import { editMessage, groupsOf, History, StrokeRecord, type Edit } from "./edits";
 import { planeDef, sliceAxis } from "./geometry";
 import { flood, holes } from "./regions";
+import { asBytes } from "./transport";
 import type { Level, PlaneName, Vec3 } from "./types";
 import type { Viewer } from "./viewer";
 
-export type Tool = "navigate" | "paint" | "erase" | "grow";
-export const TOOLS: Tool[] = ["navigate", "paint", "erase", "grow"];
+export type Tool = "navigate" | "paint" | "erase" | "grow" | "assist";
+export const TOOLS: Tool[] = ["navigate", "paint", "erase", "grow", "assist"];
 const GROW_LIMIT_3D = 20_000_000; // voxels a 3D region grow may reach
 
 interface Stroke { plane: PlaneName; last: Vec3; rec: StrokeRecord; value: number }
@@ -28,6 +29,13 @@ export class Annotator {
   bytesSent = 0;    // run buffers + JSON headers
   voxelsSent = 0;
   strokes = 0;      // strokes finished (one that changed nothing sends nothing)
+  // Model assistance: clicks of the current proposal, its voxels (a preview until accepted).
+  clicks: Vec3[] = [];
+  private asked = 0;
+  proposals = 0;
+  assistError = "";
+  preview: Uint32Array | null = null;
+  previewLevel: Level | null = null;
 
   constructor(private v: Viewer) {}
 
@@ -133,6 +141,69 @@ export class Annotator {
     const found: number[] = [];
     for (const k of slices) for (const f of holes(lv.data, v.meta.shape, axes, k, value)) found.push(f);
     return this.commitVoxels(found, value, def.col);
+  }
+
+  /** Ask the kernel's model for a proposal around `at` (shift: add a click to the last ones). */
+  ask(at: Vec3, add: boolean): void {
+    this.clicks = add && this.preview ? [...this.clicks, at] : [at];
+    this.assistError = "";
+    this.v.sync.send({ type: "propose", id: ++this.asked, clicks: this.clicks }, []);
+    this.v.layoutUi.syncEditBar();
+  }
+
+  /** A proposal (or an error) from the kernel: show it as the preview. */
+  onProposal(msg: any, buffers: unknown[] | undefined): void {
+    if (Number(msg.id) !== this.asked) return; // an older click's answer
+    this.clearPreview();
+    if (msg.error) { this.assistError = String(msg.error); this.v.layoutUi.syncEditBar(); return; }
+    const meta = this.v.meta;
+    if (!meta || !buffers || !buffers.length) return;
+    const b = asBytes(buffers[0]);
+    const runs = new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    const st = [1, meta.shape[0], meta.shape[0] * meta.shape[1]][Number(msg.axis) || 0];
+    let n = 0;
+    for (let r = 1; r < runs.length; r += 2) n += runs[r];
+    const flat = new Uint32Array(n);
+    for (let r = 0, o = 0; r < runs.length; r += 2) for (let t = 0; t < runs[r + 1]; t++) flat[o++] = runs[r] + t * st;
+    let lv = this.previewLevel;
+    if (!lv) {
+      const size = meta.shape[0] * meta.shape[1] * meta.shape[2];
+      const buffer = new ArrayBuffer(size);
+      lv = this.previewLevel = {
+        volume: "preview", level: 0, shape: [...meta.shape] as Vec3, factor: [1, 1, 1], dtype: "uint8", nbytes: size,
+        chunks: 0, codec: "raw", shuffle: false, buffer, data: new Uint8Array(buffer), decodedChunks: 0, decodedBytes: size,
+        ended: true, complete: true,
+      };
+    }
+    for (const f of flat) lv.data[f] = 1;
+    this.preview = flat;
+    this.proposals++;
+    this.v.render.markSlices();
+    this.v.layoutUi.syncEditBar();
+  }
+
+  private clearPreview(): void {
+    if (this.preview && this.previewLevel) for (const f of this.preview) this.previewLevel.data[f] = 0;
+    this.preview = null;
+    this.v.render.markSlices();
+  }
+
+  /** Accept the preview: its voxels that are unlabelled or this label get the active label. */
+  accept(): number {
+    const p = this.preview, lv = this.labels(this.activeLabel);
+    if (!p || !lv) return 0;
+    const value = this.activeLabel, d = lv.data;
+    const take: number[] = [];
+    for (const f of p) if (d[f] === 0 || d[f] === value) take.push(f);
+    this.clearPreview();
+    this.clicks = [];
+    return this.commitVoxels(take, value, 0);
+  }
+
+  reject(): void {
+    this.clearPreview();
+    this.clicks = [];
+    this.v.layoutUi.syncEditBar();
   }
 
   /** Set `flat` voxels to `value` as one recorded, sent edit. */
@@ -245,7 +316,10 @@ export class Annotator {
       case "e": this.setTool("erase", true); return true;
       case "g": this.setTool("grow", true); return true;
       case "f": this.fillHoles(); return true;
-      case "n": case "Escape": this.setTool("navigate", true); return true;
+      case "Escape": if (this.preview) this.reject(); else this.setTool("navigate", true); return true;
+      case "Enter": if (!this.preview) return false; this.accept(); return true;
+      case "n": this.setTool("navigate", true); return true;
+      case "a": this.setTool("assist", true); return true;
       case "[": this.setRadius(this.brushRadius > 1 ? this.brushRadius / 1.25 : 0, true); return true;
       case "]": this.setRadius(Math.max(1, this.brushRadius * 1.25), true); return true;
       case "s": this.brush3d = !this.brush3d; this.v.sync.commit("brush_3d", this.brush3d, true); this.v.layoutUi.syncControls(); return true;
@@ -263,7 +337,8 @@ export class Annotator {
     const [undo, redo] = this.history.sizes;
     return {
       tool: this.tool, active_label: this.activeLabel, brush_radius: this.brushRadius, brush_3d: this.brush3d,
-      brush_in_window: this.inWindow, grow_tolerance: this.growTolerance, sent: this.seq, acked: this.acked, bytes_sent: this.bytesSent,
+      brush_in_window: this.inWindow, grow_tolerance: this.growTolerance, preview: this.preview ? this.preview.length : 0,
+      proposals: this.proposals, assist_error: this.assistError || null, sent: this.seq, acked: this.acked, bytes_sent: this.bytesSent,
       voxels_sent: this.voxelsSent, strokes: this.strokes, undo, redo,
     };
   }

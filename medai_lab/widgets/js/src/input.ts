@@ -78,6 +78,10 @@ export class InputHandler {
         const at = this.cursorFromPoint(p, x, y);
         if (at) v.annot.grow(p, at);
         return;
+      } else if (e.button === 0 && v.annot.tool === "assist" && !e.shiftKey) {
+        const at = this.cursorFromPoint(p, x, y);
+        if (at) v.annot.ask(at, e.altKey);
+        return;
       } else if (e.button === 0 && v.annot.tool !== "navigate") {
         const at = this.cursorFromPoint(p, x, y);
         if (!at) return;

@@ -77,7 +77,9 @@ export class ViewerLayout {
     const [nu, nr] = a.history.sizes;
     e.undo.disabled = nu === 0;
     e.redo.disabled = nr === 0;
-    e.counts.textContent = a.seq ? `${a.seq} edit${a.seq > 1 ? "s" : ""} sent` : "";
+    e.accept.disabled = e.reject.disabled = !a.preview;
+    e.counts.textContent = a.assistError ? a.assistError : a.seq ? `${a.seq} edit${a.seq > 1 ? "s" : ""} sent` : "";
+    e.counts.classList.toggle("mv-error", !!a.assistError);
   }
 
   syncLegend(): void {
@@ -146,6 +148,8 @@ export class ViewerLayout {
       if (isFinite(t) && t >= 0) { a.growTolerance = t; sync.commit("grow_tolerance", t, true); }
     });
     e.fill.addEventListener("click", () => a.fillHoles());
+    e.accept.addEventListener("click", () => a.accept());
+    e.reject.addEventListener("click", () => a.reject());
     e.undo.addEventListener("click", () => a.undo());
     e.redo.addEventListener("click", () => a.redo());
     // Keep keyboard focus on the viewer after using a control.

@@ -10,6 +10,9 @@ import type { Viewer } from "./viewer";
 const RENDER_3D_PX = 224;
 const RENDER_3D_DRAG_PX = 144;
 const COMPARE_PACKED: [number, number, number] = [pack(COMPARE_COLORS.TP), pack(COMPARE_COLORS.FP), pack(COMPARE_COLORS.FN)];
+/** A model's proposal (not yet accepted) is drawn in this colour over everything. */
+export const PREVIEW_COLOR: [number, number, number] = [255, 230, 0];
+const PREVIEW_TABLE = Uint32Array.from([0, pack(PREVIEW_COLOR)]);
 
 export class Renderer {
   dirtySlice = new Set<PlaneName>();
@@ -122,6 +125,8 @@ export class Renderer {
         }
       }
     }
+    const pv = v.annot.previewLevel;
+    if (pv && v.annot.preview) blendLabelsFilled(out32, sliceMaps(def, meta.shape, slice, img, pv), pv, PREVIEW_TABLE, 160, rect);
     pane.commitSlice(rect);
     this.paints++;
     if (this.firstPaintMs === null) {

@@ -76,7 +76,10 @@ export class ModelSync {
       model.on(ev, cb);
       v.disposers.push(() => model.off(ev, cb));
     };
-    on("msg:custom", (msg: any, buffers: unknown[]) => v.store.handle(msg, buffers));
+    on("msg:custom", (msg: any, buffers: unknown[]) => {
+      if (msg && msg.type === "proposal") v.annot.onProposal(msg, buffers);
+      else v.store.handle(msg, buffers);
+    });
     on("change:meta", () => {
       this.applyMeta(model.get("meta"));
       v.rebuildLut();

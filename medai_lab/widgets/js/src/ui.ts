@@ -52,6 +52,8 @@ export interface EditControls {
   sphere: HTMLInputElement;
   inWindow: HTMLInputElement;
   tolerance: HTMLInputElement;
+  accept: HTMLButtonElement;
+  reject: HTMLButtonElement;
   fill: HTMLButtonElement;
   undo: HTMLButtonElement;
   redo: HTMLButtonElement;
@@ -72,7 +74,7 @@ function buildEditBar(root: HTMLElement): EditControls {
   const bar = el("div", "mv-toolbar mv-editbar", root);
   const tg = el("div", "mv-group", bar);
   const tools: Record<string, HTMLButtonElement> = {};
-  for (const [t, text, key] of [["navigate", "navigate", "N"], ["paint", "paint", "B"], ["erase", "erase", "E"], ["grow", "grow", "G"]]) {
+  for (const [t, text, key] of [["navigate", "navigate", "N"], ["paint", "paint", "B"], ["erase", "erase", "E"], ["grow", "grow", "G"], ["assist", "assist", "A"]]) {
     const b = el("button", "", tg, text);
     b.type = "button";
     b.dataset.tool = t;
@@ -99,6 +101,10 @@ function buildEditBar(root: HTMLElement): EditControls {
   tolerance.type = "number"; tolerance.min = "0"; tolerance.step = "10"; tolerance.style.width = "56px";
   tolerance.dataset.tolerance = "";
   const ug = el("div", "mv-group", bar);
+  const accept = el("button", "", ug, "accept");
+  accept.type = "button"; accept.dataset.action = "accept"; accept.title = "accept the model's proposal (Enter)";
+  const reject = el("button", "", ug, "reject");
+  reject.type = "button"; reject.dataset.action = "reject"; reject.title = "reject the model's proposal (Escape)";
   const fill = el("button", "", ug, "fill holes");
   fill.type = "button"; fill.dataset.action = "fill"; fill.title = "fill holes of the label on this slice (F)";
   const undo = el("button", "", ug, "undo");
@@ -106,7 +112,7 @@ function buildEditBar(root: HTMLElement): EditControls {
   const redo = el("button", "", ug, "redo");
   redo.type = "button"; redo.dataset.action = "redo"; redo.title = "redo (Ctrl+Shift+Z, Ctrl+Y)";
   const counts = el("span", "mv-ptext", bar);
-  return { bar, tools, label, swatch, radius, radiusText, sphere, inWindow, tolerance, fill, undo, redo, counts };
+  return { bar, tools, label, swatch, radius, radiusText, sphere, inWindow, tolerance, accept, reject, fill, undo, redo, counts };
 }
 
 export function buildControls(root: HTMLElement): Controls {

@@ -1,0 +1,76 @@
+"""Model-assisted segmentation: a click asks a model for a proposal in a region around it.
+
+A model is any callable ``model(image_roi, clicks) -> mask``:
+
+* ``image_roi`` - the image inside the region (x-y-z, RAS+, the image's dtype; HU for CT),
+  ``roi`` voxels per axis (fewer where the image is smaller), centred on the last click and
+  shifted inside the image near its edges;
+* ``clicks`` - ``(n, 3)`` int array of the clicks in ROI voxel coordinates, the last one last;
+* ``mask`` - boolean (or 0/1) array of ``image_roi``'s shape: the proposed structure.
+
+The browser shows the proposal as a preview (PROTOCOL.md "Editing"); accepting it paints it with
+the active label as one undo step, rejecting it discards it. The kernel runs the model in a
+thread, so the notebook stays responsive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from medai_lab.errors import MedaiError
+
+Model = Callable[[np.ndarray, np.ndarray], Any]
+ROI = (96, 96, 96)
+
+
+def roi_box(
+    click: Sequence[int], shape: Sequence[int], roi: Sequence[int] = ROI
+) -> tuple[int, ...]:
+    """``(x0, y0, z0, x1, y1, z1)``: ``roi`` voxels centred on ``click``, inside ``shape``."""
+    lo, hi = [], []
+    for c, n, r in zip(click, shape, roi, strict=True):
+        size = min(int(r), int(n))
+        start = min(max(int(c) - size // 2, 0), n - size)
+        lo.append(start)
+        hi.append(start + size)
+    return (*lo, *hi)
+
+
+def propose(image: np.ndarray, clicks: Sequence[Sequence[int]], model: Model,
+            roi: Sequence[int] = ROI) -> tuple[tuple[int, int, int], np.ndarray]:  # fmt: skip
+    """Run ``model`` around the last click: ``(origin, mask)`` with ``mask`` in ROI coordinates.
+
+    Raises
+    ------
+    MedaiError
+        No click, a click outside the image, or the model's answer is not a mask of the ROI.
+    """
+    pts = np.asarray(clicks, dtype=np.int64).reshape(-1, 3)
+    if not len(pts):
+        raise MedaiError("a proposal needs a click")
+    if (pts < 0).any() or (pts >= np.asarray(image.shape[:3])).any():
+        raise MedaiError("a click lies outside the image")
+    box = roi_box(pts[-1], image.shape[:3], roi)
+    origin = np.asarray(box[:3])
+    crop = np.asarray(image[box[0] : box[3], box[1] : box[4], box[2] : box[5]])
+    inside = ((pts >= origin) & (pts < np.asarray(box[3:]))).all(axis=1)
+    try:
+        answer = model(crop.copy(), pts[inside] - origin)  # a copy: the model may write into it
+    except Exception as exc:  # the user's model: say what went wrong in one line
+        raise MedaiError(f"the model failed: {type(exc).__name__}: {exc}") from None
+    mask = np.asarray(answer.detach().cpu().numpy() if hasattr(answer, "detach") else answer)
+    mask = np.squeeze(mask) if mask.ndim > 3 else mask
+    if mask.shape != crop.shape:
+        raise MedaiError(f"the model answered shape {mask.shape} for a region of {crop.shape}")
+    binary = mask > 0.5 if mask.dtype.kind == "f" else mask.astype(bool)
+    return (int(origin[0]), int(origin[1]), int(origin[2])), binary
+
+
+def proposal_flat(origin: Sequence[int], mask: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Flat F-order indices in the whole volume of the mask's voxels."""
+    ijk = np.nonzero(mask)
+    full = [ijk[a] + int(origin[a]) for a in range(3)]
+    return np.ravel_multi_index(full, tuple(shape), order="F")
