@@ -22,7 +22,7 @@ export class Annotator {
   brush3d = false;
   inWindow = false; // paint only voxels whose image value lies inside the window
   growTolerance = 100; // region grow: |value - seed value| <= this (HU for CT)
-  readonly history = new History();
+  history = new History();
   private stroke: Stroke | null = null;
   seq = 0;          // edits sent
   acked = 0;        // the kernel's edit_seq
@@ -38,6 +38,15 @@ export class Annotator {
   previewLevel: Level | null = null;
 
   constructor(private v: Viewer) {}
+
+  /** Forget the stroke, proposal and undo history (another image is shown). */
+  reset(): void {
+    this.stroke = null;
+    this.preview = null;
+    this.previewLevel = null;
+    this.clicks = [];
+    this.history = new History();
+  }
 
   /** The editable label level (full resolution), created empty when the kernel sent none. */
   labels(value = 0): Level | null {

@@ -81,6 +81,7 @@ export class ModelSync {
       else v.store.handle(msg, buffers);
     });
     on("change:meta", () => {
+      v.annot.reset(); // the kernel sets meta for another image: the history is not its
       this.applyMeta(model.get("meta"));
       v.rebuildLut();
       v.ctable = colorTable(v.meta?.labels, v.hidden);
