@@ -182,6 +182,7 @@ def test_paint_undo_paint_changes_the_kernel_where_the_screen_changed(annotating
     assert (in_kernel >= capsule(a, b, spacing, shape, k, RADIUS_MM - step)).all()
     assert (in_kernel <= capsule(a, b, spacing, shape, k, RADIUS_MM + step)).all()
     assert an.ui.execute("print(w.tool, w.active_label)").split() == ["paint", "2"]
+    assert an.state()["levels"]["labels3d"] == 0  # the 3D pane got a label volume to show
 
     # Undo (Ctrl+Z): the kernel is back to no labels, the screen to the first picture.
     an.page.keyboard.press("Control+z")

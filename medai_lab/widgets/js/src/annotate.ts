@@ -4,6 +4,7 @@
 import { linePoints, paintStamp, type Stamp } from "./brush";
 import { editMessage, groupsOf, History, StrokeRecord, type Edit } from "./edits";
 import { planeDef, sliceAxis } from "./geometry";
+import { syncLabels3d } from "./labels3d";
 import { flood, holes } from "./regions";
 import { asBytes } from "./transport";
 import type { Level, PlaneName, Vec3 } from "./types";
@@ -312,6 +313,7 @@ export class Annotator {
     this.bytesSent += msg.buffer.byteLength + JSON.stringify(msg.content).length;
     this.voxelsSent += e.flat.length;
     this.v.sync.send(msg.content, [msg.buffer]);
+    syncLabels3d(this.v, e.flat);
   }
 
   /** Keyboard shortcuts of the editing tools; true when the key was used. */
