@@ -374,6 +374,27 @@ def test_a_model_proposal_is_a_preview_until_accepted(annotating, shared_data: P
     an.ui.execute("w.tool = 'navigate'")
 
 
+def test_label_statistics_on_screen_agree_with_the_kernel(annotating) -> None:
+    """The side panel's table (the browser's copy of the labels) and ``viewer.stats()``."""
+    an = annotating
+    an.page.locator('[data-medai-viewer] button[data-action="stats"]').click()
+    shown = an.js(
+        "return [...m.root.querySelectorAll('[data-stats] tr[data-value]')].map((r) => ({"
+        " value: +r.dataset.value, voxels: +r.dataset.voxels, ml: +r.dataset.ml,"
+        " mean: +r.dataset.mean, sd: +r.dataset.sd, text: r.textContent }));"
+    )
+    out = an.ui.execute("import json; print(json.dumps(w.stats()))").strip().splitlines()[-1]
+    kernel = json.loads(out)
+    assert kernel, "the earlier tests leave a painted stroke"
+    assert [r["value"] for r in shown] == [r["value"] for r in kernel]
+    for got, want in zip(shown, kernel, strict=True):
+        assert got["voxels"] == want["voxels"]
+        assert got["ml"] == pytest.approx(want["volume_ml"], rel=1e-5)  # meta spacing: 6 decimals
+        assert got["mean"] == pytest.approx(want["mean"], rel=1e-9)
+        assert got["sd"] == pytest.approx(want["sd"], rel=1e-6, abs=1e-6)
+        assert want["name"] in got["text"] and f"{want['volume_ml']:.2f}" in got["text"]
+
+
 def test_no_page_errors_and_nothing_fetched(annotating) -> None:
     errors = [line for line in annotating.page.console_lines if line.startswith("pageerror")]
     assert errors == [], "\n".join(errors)

@@ -1,6 +1,7 @@
 // Layout and toolbar wiring: controls <-> state, legend, progress bar, info line, pane sizing.
 import type { Tool } from "./annotate";
 import { clamp, sliceAxis, voxelToWorld } from "./geometry";
+import { labelStats } from "./measure";
 import { COMPARE_COLORS, labelColor, labelName } from "./overlay";
 import { PLANES, type Convention, type Layout, type OverlayMode, type Vec3 } from "./types";
 import { renderLegend, type LegendItem } from "./ui";
@@ -137,6 +138,7 @@ export class ViewerLayout {
       sync.commit("show_3d", v.show3d, true);
       r.mark3d();
     });
+    u.measure.addEventListener("click", () => this.showStats());
     const e = u.edit, a = v.annot;
     for (const [t, b] of Object.entries(e.tools)) b.addEventListener("click", () => a.setTool(t as Tool, true));
     e.label.addEventListener("change", () => a.setLabel(Number(e.label.value), true));
@@ -154,6 +156,32 @@ export class ViewerLayout {
     e.redo.addEventListener("click", () => a.redo());
     // Keep keyboard focus on the viewer after using a control.
     for (const c of [u.layout, u.convention, u.overlay, e.label]) c.addEventListener("change", () => v.root.focus());
+  }
+
+  /** Fill the side panel's table with the statistics of the labels shown (full resolution). */
+  showStats(): void {
+    const v = this.v, t = v.ui.stats, lab = v.store.best("labels"), img = v.store.best("image");
+    t.textContent = "";
+    if (!v.meta || !lab || !img || lab.level !== 0 || img.level !== 0) {
+      t.insertRow().insertCell().textContent = lab ? "waiting for the full image" : "no labels";
+      return;
+    }
+    const head = t.createTHead().insertRow();
+    for (const h of ["label", "mL", "mean", "SD"]) head.appendChild(document.createElement("th")).textContent = h;
+    for (const s of labelStats(lab, img, v.meta.spacing)) {
+      const row = t.insertRow();
+      row.dataset.value = String(s.value);
+      row.dataset.voxels = String(s.voxels);
+      row.dataset.ml = String(s.ml);
+      row.dataset.mean = String(s.mean);
+      row.dataset.sd = String(s.sd);
+      const name = row.insertCell();
+      name.textContent = labelName(s.value, v.meta.labels);
+      name.style.color = `rgb(${labelColor(s.value, v.meta.labels).join(",")})`;
+      row.insertCell().textContent = s.ml.toFixed(2);
+      row.insertCell().textContent = s.mean.toFixed(1);
+      row.insertCell().textContent = s.sd.toFixed(1);
+    }
   }
 
   /** Size the grid (unless meta.height fixes it) and the pane canvases to their boxes. */

@@ -40,6 +40,10 @@ export const CSS = `
 .mv-side h4{margin:2px 0;font-size:11px;color:var(--mv-mut);font-weight:600;text-transform:uppercase;letter-spacing:.04em}
 .mv-leg{display:flex;align-items:center;gap:5px;cursor:pointer;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .mv-sw{width:11px;height:11px;border-radius:2px;flex:none;border:1px solid #0006}
+.mv-measure{background:#21262d;color:var(--mv-fg);border:1px solid var(--mv-bd);border-radius:4px;font:inherit;cursor:pointer}
+.mv-stats{border-collapse:collapse;font-size:11px;font-variant-numeric:tabular-nums}
+.mv-stats td,.mv-stats th{padding:0 3px;text-align:right;white-space:nowrap}
+.mv-stats td:first-child,.mv-stats th:first-child{text-align:left;max-width:60px;overflow:hidden;text-overflow:ellipsis}
 .mv-info{margin-top:5px;min-height:1.4em;font-variant-numeric:tabular-nums;color:var(--mv-fg);white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .mv-progress{position:absolute;left:6px;right:6px;bottom:2px;height:3px;background:#21262d;border-radius:2px;overflow:hidden}
 .mv-progress>div{height:100%;width:0;background:var(--mv-acc);transition:width .1s linear}

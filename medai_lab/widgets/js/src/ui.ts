@@ -35,6 +35,8 @@ export interface Controls {
   grid: HTMLDivElement;
   side: HTMLDivElement;
   legend: HTMLDivElement;
+  measure: HTMLButtonElement;
+  stats: HTMLTableElement;
   info: HTMLDivElement;
   progress: HTMLDivElement;
   bar: HTMLDivElement;
@@ -152,10 +154,17 @@ export function buildControls(root: HTMLElement): Controls {
   const side = el("div", "mv-side", body);
   el("h4", "", side, "Overlay");
   const legend = el("div", "", side);
+  el("h4", "", side, "Measure");
+  const measure = el("button", "mv-measure", side, "label statistics");
+  measure.type = "button";
+  measure.dataset.action = "stats";
+  measure.title = "volume (mL) and mean / SD of the image in each label";
+  const stats = el("table", "mv-stats", side);
+  stats.dataset.stats = "";
   const info = el("div", "mv-info", root, "Click an image to inspect a voxel.");
   const progress = el("div", "mv-progress", root);
   const bar = el("div", "", progress);
-  return { toolbar, title, presets, wl, layout, convention, overlay, opacity, outline, show3d, ptext, body, grid, side, legend, info, progress, bar, edit };
+  return { toolbar, title, presets, wl, layout, convention, overlay, opacity, outline, show3d, ptext, body, grid, side, legend, measure, stats, info, progress, bar, edit };
 }
 
 export interface LegendItem { value: number; name: string; color: [number, number, number]; hidden: boolean; toggle: boolean }
