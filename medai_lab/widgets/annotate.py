@@ -70,6 +70,27 @@ class Annotations:
         self.scene.labels_changed()
         return True
 
+    def paint(self, mask: Any, value: int) -> tuple[dict[str, Any], bytes]:
+        """Set the voxels of ``mask`` (boolean, x-y-z on the RAS+ grid) to ``value``; returns
+        the edit message for open views."""
+        from medai_lab.widgets.edits import edit_message
+
+        m = np.asarray(mask)
+        if m.shape != tuple(self.scene.image.shape[:3]):
+            raise MedaiError(f"mask shape {m.shape} is not the image grid {self.scene.image.shape}")
+        if not 0 <= int(value) <= 65535:
+            raise MedaiError(f"label value {value} is not between 0 and 65535")
+        lab = self.labels
+        if int(value) > np.iinfo(lab.dtype).max:
+            self.scene.labels = lab = lab.astype(np.uint16, order="F")
+        flat = np.flatnonzero(m.astype(bool).ravel(order="F"))
+        lab[m.astype(bool)] = value
+        self.voxels += flat.size
+        self.scene.labels_changed()
+        content, data = edit_message([(int(value), flat)], lab.shape, axis=0)
+        content["origin"] = "kernel"
+        return content, data
+
     def volume(self) -> Volume:
         """The labels as a :class:`Volume` with the image's geometry (RAS+ affine)."""
         lab = self.labels

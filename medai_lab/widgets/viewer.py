@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
+import numpy as np
 import traitlets as t
 
 from medai_lab.widgets import transport
@@ -145,6 +146,15 @@ class Viewer(anywidget.AnyWidget):
     def label_volume(self) -> Any:
         """The labels as a ``Volume`` with the image geometry."""
         return self.annotations.volume()
+
+    def paint(self, mask: Any, label: int = 1) -> int:
+        """Give the voxels of ``mask`` (boolean, on the RAS+ grid of ``scene.image``) the value
+        ``label`` (0 erases), here and in open views, where it is one undo step. Returns the
+        number of voxels in ``mask``."""
+        with self._lock:
+            content, data = self.annotations.paint(mask, label)
+        self.send(content, [data])
+        return int(np.count_nonzero(mask))
 
     def save(self, path: str | Path, *, reference: Any = None) -> Path:
         """Save the labels: ``.nii``/``.nii.gz`` (NIfTI, image geometry) or ``.dcm`` (DICOM SEG

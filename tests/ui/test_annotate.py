@@ -374,6 +374,35 @@ def test_a_model_proposal_is_a_preview_until_accepted(annotating, shared_data: P
     an.ui.execute("w.tool = 'navigate'")
 
 
+def test_paint_from_python_shows_and_undoes_in_the_browser(annotating) -> None:
+    an = annotating
+    st = an.state()
+    shape, k = tuple(st["shape"]), st["cursor"][2]
+    before = as_array(an.kernel_labels(), shape)
+    screen0 = an.slice_pixels(k, shape)
+    box = np.zeros(shape, bool)
+    box[100:140, 300:320, k] = True
+    n_undo = st["edit"]["undo"]
+    an.ui.execute(
+        "import numpy as np\nbox = np.zeros(w.scene.image.shape, bool)\n"
+        f"box[100:140, 300:320, {k}] = True\nw.paint(box, 2)"
+    )
+    an.page.wait_for_function(
+        f"(n) => {ROOT}.medai.state().edit.undo > n", arg=n_undo, timeout=15_000
+    )
+    an.synced()
+    want = before.copy()
+    want[box] = 2
+    assert np.array_equal(as_array(an.kernel_labels(), shape), want)
+    assert an.js("return m.labelAt(arg);", [120, 310, k]) == 2
+    changed = np.abs(an.slice_pixels(k, shape) - screen0).max(axis=2) > 2
+    assert np.array_equal(changed, (want != before)[:, :, k])
+    an.page.mouse.click(*an.xy(tuple(st["cursor"])))  # focus (navigate: the cursor stays)
+    an.page.keyboard.press("Control+z")  # the browser undoes the kernel's paint, in both
+    an.synced()
+    assert np.array_equal(as_array(an.kernel_labels(), shape), before)
+
+
 def test_label_statistics_on_screen_agree_with_the_kernel(annotating) -> None:
     """The side panel's table (the browser's copy of the labels) and ``viewer.stats()``."""
     an = annotating

@@ -12,7 +12,7 @@ import pytest
 from medai_lab.errors import MedaiError
 from medai_lab.io import Volume
 from medai_lab.widgets import view
-from medai_lab.widgets.edits import edit_message
+from medai_lab.widgets.edits import apply_edit, edit_message
 from medai_lab.widgets.labels import window_presets
 from medai_lab.widgets.transport import decode
 
@@ -179,3 +179,21 @@ def test_every_preset_of_the_data_file_opens() -> None:
             assert w.preset == name and w.window == list(window)
     with pytest.raises(ValueError, match="unknown preset"):
         view(lps_volume(), preset="abdomn")
+
+
+def test_paint_from_python_reaches_open_views(monkeypatch: pytest.MonkeyPatch) -> None:
+    needs_bundle()
+    w = view(lps_volume())
+    sent = []
+    monkeypatch.setattr(w, "send", lambda content, buffers=None: sent.append((content, buffers)))
+    mask = np.zeros(w.scene.image.shape, bool)
+    mask[2:9, 4:6, 1:3] = True
+    assert w.paint(mask, 300) == 7 * 2 * 2
+    assert (w.labels[mask] == 300).all() and (w.labels[~mask] == 0).all()
+    ((content, buffers),) = sent
+    assert content["origin"] == "kernel"
+    view_copy = np.zeros(mask.shape, np.uint16)  # what an open view applies
+    apply_edit(view_copy, content, buffers[0])
+    assert np.array_equal(view_copy, np.where(mask, 300, 0))
+    with pytest.raises(MedaiError, match="not the image grid"):
+        w.paint(mask[:, :, :2], 1)

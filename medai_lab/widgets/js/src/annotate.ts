@@ -14,6 +14,12 @@ export type Tool = "navigate" | "paint" | "erase" | "grow" | "assist";
 export const TOOLS: Tool[] = ["navigate", "paint", "erase", "grow", "assist"];
 const GROW_LIMIT_3D = 20_000_000; // voxels a 3D region grow may reach
 
+/** A runs buffer (uint32 little-endian pairs) from a kernel message. */
+function decodeRuns(buffer: unknown): Uint32Array {
+  const b = asBytes(buffer);
+  return new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
 interface Stroke { plane: PlaneName; last: Vec3; rec: StrokeRecord; value: number }
 
 export class Annotator {
@@ -161,6 +167,29 @@ export class Annotator {
     this.v.layoutUi.syncEditBar();
   }
 
+  /** An edit the kernel made (Viewer.paint): apply it here as one undo step (not sent back). */
+  onKernelEdit(msg: any, buffers: unknown[] | undefined): void {
+    const meta = this.v.meta;
+    if (!meta || !buffers || !buffers.length || !Array.isArray(msg.groups)) return;
+    const runs = decodeRuns(buffers[0]);
+    const st = [1, meta.shape[0], meta.shape[0] * meta.shape[1]][Number(msg.axis) || 0];
+    let r = 0;
+    for (const [value, count] of msg.groups as [number, number][]) {
+      const lv = this.labels(value);
+      if (!lv) return;
+      const rec = new StrokeRecord(), d = lv.data;
+      for (let e = 0; e < count; e++, r += 2)
+        for (let t = 0; t < runs[r + 1]; t++) {
+          const f = runs[r] + t * st;
+          if (d[f] !== value) { rec.touch(f, d[f]); d[f] = value; }
+        }
+      const edit = rec.finish(value, 0);
+      if (edit) { this.history.push(edit); syncLabels3d(this.v, edit.flat); }
+    }
+    this.v.render.markSlices();
+    this.v.layoutUi.syncEditBar();
+  }
+
   /** A proposal (or an error) from the kernel: show it as the preview. */
   onProposal(msg: any, buffers: unknown[] | undefined): void {
     if (Number(msg.id) !== this.asked) return; // an older click's answer
@@ -168,8 +197,7 @@ export class Annotator {
     if (msg.error) { this.assistError = String(msg.error); this.v.layoutUi.syncEditBar(); return; }
     const meta = this.v.meta;
     if (!meta || !buffers || !buffers.length) return;
-    const b = asBytes(buffers[0]);
-    const runs = new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    const runs = decodeRuns(buffers[0]);
     const st = [1, meta.shape[0], meta.shape[0] * meta.shape[1]][Number(msg.axis) || 0];
     let n = 0;
     for (let r = 1; r < runs.length; r += 2) n += runs[r];

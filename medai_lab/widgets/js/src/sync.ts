@@ -78,6 +78,7 @@ export class ModelSync {
     };
     on("msg:custom", (msg: any, buffers: unknown[]) => {
       if (msg && msg.type === "proposal") v.annot.onProposal(msg, buffers);
+      else if (msg && msg.type === "edit") v.annot.onKernelEdit(msg, buffers);
       else v.store.handle(msg, buffers);
     });
     on("change:meta", () => {
