@@ -22,7 +22,9 @@ def scene_of(
     title: str = "",
 ) -> Scene:
     """Load and reorient image, labels and prediction (RAS+) into a :class:`Scene`."""
-    vol = to_volume(image, spacing=spacing, affine=affine)
+    series = to_volume(image, spacing=spacing, affine=affine)
+    # A 4-D series shows one volume at a time (the frame slider); overlays lie on its 3-D grid.
+    vol = series.volume(0)
     ras = vol.to_ras()
     overlays = {}
     found: dict[int, str] = {}
@@ -37,7 +39,8 @@ def scene_of(
     names = read_label_names(label_names) if label_names is not None else (
         found or names_beside(labels) or names_beside(prediction))  # fmt: skip
     return Scene(ras, overlays.get("labels"), overlays.get("prediction"), names, title,
-                 source=_dicom_source(image))  # fmt: skip
+                 source=_dicom_source(image),
+                 series=series.to_ras() if series.array.ndim == 4 else None)  # fmt: skip
 
 
 def _dicom_source(image: Any) -> Any:

@@ -24,6 +24,8 @@ class Scene:
     names: dict[int, str] = field(default_factory=dict)
     title: str = ""
     source: Any = None  # the DICOM series the image came from (a SEG references it)
+    series: Volume | None = None  # a 4-D image (RAS+): ``image`` is its volume ``frame``
+    frame: int = 0
     _levels: list[transport.Level] | None = field(default=None, repr=False)
     _image_levels: list[transport.Level] | None = field(default=None, repr=False)
 
@@ -43,6 +45,20 @@ class Scene:
         if not present:
             present[1] = {"value": 1, "name": "label 1", "color": list(color_for(1, None))}
         return [present[v] for v in sorted(present)]
+
+    def set_frame(self, t: int) -> bool:
+        """Show volume ``t`` of the 4-D series; False when there is none or it is shown."""
+        if self.series is None or t == self.frame:
+            return False
+        if not 0 <= t < self.series.n_volumes:
+            raise ValueError(f"frame {t} is outside 0..{self.series.n_volumes - 1}")
+        self.frame, self.image = t, self.series.volume(t)
+        self._image_levels = self._levels = None
+        return True
+
+    def image_levels(self) -> list[transport.Level]:
+        """The image's levels only (a new frame of a 4-D series)."""
+        return [lv for lv in self.levels() if lv.volume == "image"]
 
     def labels_changed(self) -> None:
         """The label array was edited: the next stream sends it anew (the image stays cached)."""
@@ -100,6 +116,8 @@ class Scene:
             "labels": table,
             "dictionary": self.dictionary(table),
             "editable": True,
+            "frames": 1 if self.series is None else self.series.n_volumes,
+            "axis4": _axis4(self.series),
             "title": self.title,
         }
 
@@ -125,3 +143,13 @@ class Scene:
         small = src[:: f[0], :: f[1], :: f[2]]
         dtype = transport.browser_dtype(small, labels=True)
         return transport.Level("labels3d", 0, np.ascontiguousarray(small.astype(dtype)), f)  # type: ignore[arg-type]
+
+
+def _axis4(series: Volume | None) -> dict[str, Any] | None:
+    """What the frame slider steps through: name, unit and one value per volume (if known)."""
+    info = series.axis4 if series is not None else None
+    if not info:
+        return None if series is None else {"name": "volume", "unit": "", "values": []}
+    values = [float(v) for v in info.get("values") or [] if isinstance(v, (int, float))]
+    return {"name": str(info.get("name", "volume")), "unit": str(info.get("unit", "")),
+            "values": values}  # fmt: skip

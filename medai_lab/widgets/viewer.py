@@ -49,6 +49,7 @@ class Viewer(anywidget.AnyWidget):
     brush_in_window = t.Bool(False).tag(**BROWSER)
     grow_tolerance = t.Float(100.0, min=0.0).tag(**BROWSER)  # region grow: |value - seed|
     edit_seq = t.Int(0).tag(sync=True)  # the last edit the kernel applied (Py -> JS)
+    frame = t.Int(0, min=0).tag(**BROWSER)  # volume of a 4-D series shown
 
     def __init__(self, scene: Scene, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -86,11 +87,28 @@ class Viewer(anywidget.AnyWidget):
                 self.window = [float(window[0]), float(window[1])]
             if "cursor" not in kwargs:
                 self.cursor = scene.start_cursor()
+            if "frame" not in kwargs:
+                self.frame = scene.frame
             if "overlay_mode" not in kwargs:
                 modes = {n for n in self.meta["volumes"]}
                 self.overlay_mode = ("compare" if {"labels", "prediction"} <= modes else
                                      "prediction" if "prediction" in modes else
                                      "labels" if "labels" in modes else "none")  # fmt: skip
+
+    @t.observe("frame")
+    def _frame_changed(self, change: dict[str, Any]) -> None:
+        if hasattr(self, "scene") and self.scene.series is not None:
+            t_new = min(int(change["new"]), self.scene.series.n_volumes - 1)
+            with self._lock:
+                moved = self.scene.set_frame(t_new)
+            if moved:  # only the image travels again
+                threading.Thread(target=self._stream_frame, daemon=True,
+                                 name="medai-viewer-frame").start()  # fmt: skip
+
+    def _stream_frame(self) -> None:
+        with self._lock:
+            self.bytes_sent += transport.stream(self.scene.image_levels(),
+                                                lambda c, b: self.send(c, b))  # fmt: skip
 
     @t.observe("preset")
     def _preset_changed(self, change: dict[str, Any]) -> None:

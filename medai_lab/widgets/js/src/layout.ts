@@ -39,6 +39,15 @@ export class ViewerLayout {
       pane.slider.max = String(n - 1);
       pane.slider.value = String(v.cursor[sliceAxis(p)]);
     }
+    const frames = v.meta?.frames ?? 1, ax4 = v.meta?.axis4;
+    u.frameBox.style.display = frames > 1 ? "" : "none";
+    if (frames > 1) {
+      u.frame.max = String(frames - 1);
+      if (document.activeElement !== u.frame) u.frame.value = String(v.frame);
+      u.frameName.textContent = ax4?.name ?? "t";
+      const val = ax4?.values?.[v.frame];
+      u.frameText.textContent = `${v.frame + 1}/${frames}${val !== undefined ? ` (${fmt(val, 2)} ${ax4?.unit ?? ""})` : ""}`;
+    }
     this.syncLegend();
     this.syncEditBar();
   }
@@ -139,6 +148,7 @@ export class ViewerLayout {
       r.mark3d();
     });
     u.measure.addEventListener("click", () => this.showStats());
+    u.frame.addEventListener("input", () => v.setFrame(Number(u.frame.value), true));
     const e = u.edit, a = v.annot;
     for (const [t, b] of Object.entries(e.tools)) b.addEventListener("click", () => a.setTool(t as Tool, true));
     e.label.addEventListener("change", () => a.setLabel(Number(e.label.value), true));

@@ -51,6 +51,7 @@ export class ModelSync {
     else if (v.meta) this.commit("cursor", [...v.cursor], true);
     v.rebuildLut();
     this.readEditTraits();
+    v.frame = Number(m.get("frame")) || 0;
   }
 
   /** Editing traits (absent in hosts without them, e.g. the Lab document: defaults stay). */
@@ -161,6 +162,7 @@ export class ModelSync {
       if (isFinite(t) && t >= 0) { v.annot.growTolerance = t; v.layoutUi.syncControls(); }
     });
     on("change:edit_seq", () => { v.annot.acked = Number(model.get("edit_seq")) || 0; });
+    on("change:frame", () => v.setFrame(Number(model.get("frame")) || 0, false));
     on("change:show_3d", () => {
       const s = !!model.get("show_3d");
       if (s !== v.show3d) { v.show3d = s; v.layoutUi.syncControls(); r.mark3d(); }

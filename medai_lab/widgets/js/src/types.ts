@@ -30,6 +30,9 @@ export interface Meta {
   /** Labels one can paint (names from the label dictionary), PROTOCOL.md "Editing". */
   dictionary?: LabelInfo[];
   editable?: boolean;
+  /** Volumes of a 4-D series (1 for a 3-D image) and what its 4th axis is. */
+  frames?: number;
+  axis4?: { name: string; unit: string; values: number[] } | null;
   title?: string;
   height?: number;
 }

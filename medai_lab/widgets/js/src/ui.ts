@@ -20,6 +20,10 @@ function select(parent: HTMLElement, title: string, options: [string, string][])
 }
 
 export interface Controls {
+  frameBox: HTMLLabelElement;
+  frameName: HTMLSpanElement;
+  frame: HTMLInputElement;
+  frameText: HTMLSpanElement;
   toolbar: HTMLDivElement;
   title: HTMLSpanElement;
   presets: Record<string, HTMLButtonElement>;
@@ -146,6 +150,14 @@ export function buildControls(root: HTMLElement): Controls {
   const show3d = el("input", "", l3);
   show3d.type = "checkbox";
   l3.appendChild(document.createTextNode("3D"));
+  const frameBox = el("label", "", toolbar);
+  frameBox.title = "volume of the 4-D series (time, phase, echo ...)";
+  const frameName = el("span", "", frameBox, "t");
+  const frame = el("input", "", frameBox);
+  frame.type = "range"; frame.min = "0"; frame.step = "1"; frame.style.width = "90px";
+  frame.dataset.frame = "";
+  const frameText = el("span", "mv-wl", frameBox);
+  frameBox.style.display = "none";
   const ptext = el("span", "mv-ptext", toolbar);
 
   const edit = buildEditBar(root);
@@ -164,7 +176,7 @@ export function buildControls(root: HTMLElement): Controls {
   const info = el("div", "mv-info", root, "Click an image to inspect a voxel.");
   const progress = el("div", "mv-progress", root);
   const bar = el("div", "", progress);
-  return { toolbar, title, presets, wl, layout, convention, overlay, opacity, outline, show3d, ptext, body, grid, side, legend, measure, stats, info, progress, bar, edit };
+  return { frameBox, frameName, frame, frameText, toolbar, title, presets, wl, layout, convention, overlay, opacity, outline, show3d, ptext, body, grid, side, legend, measure, stats, info, progress, bar, edit };
 }
 
 export interface LegendItem { value: number; name: string; color: [number, number, number]; hidden: boolean; toggle: boolean }

@@ -48,6 +48,7 @@ export class Viewer {
   lut: Lut | null = null;
   ctable: Uint32Array = colorTable(undefined, new Set());
   active: PlaneName = "axial";
+  frame = 0; // volume of a 4-D series (the kernel streams it as "image")
 
   readonly t0 = performance.now();
   error = "";
@@ -193,6 +194,16 @@ export class Viewer {
     this.layoutUi.syncControls();
   }
 
+  /** Show volume `t` of a 4-D series: the kernel streams it; the view swaps it in when complete. */
+  setFrame(t: number, save: boolean): void {
+    const n = this.meta?.frames ?? 1;
+    t = clamp(Math.round(t), 0, n - 1);
+    if (t === this.frame) return;
+    this.frame = t;
+    if (save) this.sync.commit("frame", t);
+    this.layoutUi.syncControls();
+  }
+
   setHidden(h: Set<number>, save: boolean): void {
     this.hidden = h;
     this.ctable = colorTable(this.meta?.labels, h);
@@ -281,7 +292,7 @@ export class Viewer {
       level: levels.image, levels, loading: this.store.loading(), shape: this.meta ? [...this.meta.shape] : null,
       layout: this.layout, convention: this.convention, overlay_mode: this.overlayMode, opacity: this.opacity,
       outline: this.outline, hidden_labels: [...this.hidden], show_3d: this.show3d, active: this.active, zoom,
-      camera: { ...this.pane3d.cam }, error: this.error || null, edit: this.annot.state(),
+      camera: { ...this.pane3d.cam }, error: this.error || null, edit: this.annot.state(), frame: this.frame,
     };
   }
 
