@@ -61,6 +61,8 @@ export class Annotator {
     if (!meta) return null;
     let lv = v.store.best("labels");
     if (lv && (lv.level !== 0 || lv.shape.some((s, a) => s !== meta.shape[a]))) return null;
+    // Labels from the kernel still on their way: edits now would be overwritten by them.
+    if (!lv && (meta.volumes ?? []).includes("labels")) return null;
     const wide = value > 255;
     if (!lv || (wide && lv.dtype === "uint8")) {
       const n = meta.shape[0] * meta.shape[1] * meta.shape[2];
