@@ -19,7 +19,7 @@ from medai_lab.deid.pixels.frames import Pixels, second_looks, view
 Box = ocr.Box
 MAX_FRAMES = 16  # cine loops longer than this: see ``find_boxes``
 RECOGNISER_CHECK = True  # ask ``textness`` about each box (rapidocr engine)
-SECOND_LOOKS = True  # also run the detector on ``frames.second_looks`` of a frame
+SECOND_LOOKS = True  # rapidocr: also run the detector on ``frames.second_looks`` of a frame
 
 
 @dataclass
@@ -65,19 +65,44 @@ def find_boxes(px: Pixels, *, engine: str = ocr.DEFAULT, use_prefilter: bool = T
     runs = 0
     for k, v in enumerate(views):
         looks = [v]
-        if SECOND_LOOKS and k < len(frames):
+        if SECOND_LOOKS and engine == "rapidocr" and k < len(frames):
             looks += second_looks(px, frames[k], v)
-        if use_prefilter and not any(prefilter.maybe_text(x) for x in looks):
+        if use_prefilter and not (
+            prefilter.maybe_text(v) or any(prefilter.maybe_text(x, False) for x in looks[1:])
+        ):
             continue
         for j, x in enumerate(looks):
             runs += 1
-            scale = close_look(x, h, w) if j == 0 else None
-            boxes.extend(
-                _grow(b, h, w)
-                for b in ocr.detect(x, engine, scale)
-                if _lettering(x, b, h, w, engine)
-            )
+            scale = close_look(x, h, w) if j == 0 and engine == "rapidocr" else None
+            found = [b for b in ocr.detect(x, engine, scale) if _lettering(x, b, h, w, engine)]
+            if found and engine == "rapidocr":
+                found += reread_lines(x, found, scale or ocr._scale(h, w))
+            boxes.extend(_grow(b, h, w) for b in found)
     return Found(sorted(set(boxes)), len(frames), runs)
+
+
+def reread_lines(rgb: np.ndarray, found: list[Box], scale: float) -> list[Box]:
+    """Each band of rows holding a found box, read again across the full width at twice the
+    scale: a line's dim or small part (a name before a bright date, bitmap lettering) is often
+    missed while the rest of the line is found. Cheap: a band is a sliver of the frame."""
+    h, w = rgb.shape[:2]
+    bands: list[list[int]] = []
+    for y0, y1 in sorted((b[1], b[3]) for b in found):
+        m = max(2, (y1 - y0) // 2)
+        lo, hi = max(0, y0 - m), min(h, y1 + m)
+        if bands and lo <= bands[-1][1]:
+            bands[-1][1] = max(bands[-1][1], hi)
+        else:
+            bands.append([lo, hi])
+    out: list[Box] = []
+    for lo, hi in bands:
+        band = np.ascontiguousarray(rgb[lo:hi])
+        for c in ocr.candidates(band, scale=min(8.0, 2 * scale)):
+            x0, y0, x1, y1 = c.box
+            box = (x0, y0 + lo, x1, y1 + lo)
+            if _lettering(rgb, box, h, w, "rapidocr"):
+                out.append(box)
+    return out
 
 
 CLOSE_SIDE = 1280  # colour frames up to this side: the detector reads the base view enlarged

@@ -13,17 +13,20 @@ import numpy as np
 STEP = 40  # grey levels above/below the local mean that count as a stroke pixel
 STRONG = 80  # the same for strokes that are not at the extremes
 LONG = 5  # letters in a row needed for those
+FAINT, LONGER = 50, 7  # a long line of fainter strokes (mid-grey text over anatomy)
 SMALL = 256  # frames up to this size always go to the detector
 _MIN_H, _MAX_H = 3, 80  # glyph heights considered (pixels)
 _MAX_COMPONENTS = 3000  # beyond this the frame is too busy to judge: say "maybe"
 
 
-def maybe_text(rgb: np.ndarray) -> bool:
+def maybe_text(rgb: np.ndarray, windowed: bool = True) -> bool:
     """True when the 8-bit RGB view has rows of glyph-like high-contrast components.
 
-    Two cues: strokes at the view's extremes (0 or 255: the frame's own minimum or maximum,
-    where scanners draw text) standing out from their neighbourhood, or, for text drawn at
-    other values, longer rows of strokes with a larger contrast.
+    Cues: strokes at the view's extremes (0 or 255: the frame's own minimum or maximum, where
+    scanners draw text) standing out from their neighbourhood; for text drawn at other values,
+    rows of strokes with a larger contrast, or longer rows with a smaller one. ``windowed=False``
+    keeps only the larger-contrast rows: for the equalised and colour looks, where 0 and 255
+    are everywhere (air, bone, noise spread over the whole range) and faint strokes are noise.
     """
     from scipy import ndimage
 
@@ -35,12 +38,16 @@ def maybe_text(rgb: np.ndarray) -> bool:
         hi, lo = rgb.max(axis=2), rgb.min(axis=2)
     size = 31  # wide enough that a bold stroke does not raise its own local mean
     mean = ndimage.uniform_filter(hi.astype(np.float32), size)
-    if _rows_of_glyphs(_isolated(hi == 255, hi > mean + STEP), 3):  # light, at the maximum
+    if windowed and _rows_of_glyphs(_isolated(hi == 255, hi > mean + STEP), 3):  # light, max
         return True
     mean_lo = mean if lo is hi else ndimage.uniform_filter(lo.astype(np.float32), size)
-    if _rows_of_glyphs(_isolated(lo == 0, lo < mean_lo - 2 * STEP), 3):  # dark, at the minimum
+    if windowed and _rows_of_glyphs(_isolated(lo == 0, lo < mean_lo - 2 * STEP), 3):  # dark, min
         return True
-    return _rows_of_glyphs(hi > mean + STRONG, LONG) or _rows_of_glyphs(lo < mean_lo - STRONG, LONG)
+    if _rows_of_glyphs(hi > mean + STRONG, LONG) or _rows_of_glyphs(lo < mean_lo - STRONG, LONG):
+        return True
+    return windowed and (
+        _rows_of_glyphs(hi > mean + FAINT, LONGER) or _rows_of_glyphs(lo < mean_lo - FAINT, LONGER)
+    )
 
 
 def _isolated(extreme: np.ndarray, contrast: np.ndarray) -> np.ndarray:
