@@ -135,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(argv)  # --help / --version print and exit here
         finally:
             sys.stdout.flush()  # a closed pipe shows up now, not at interpreter exit
+        if argv is None:  # the command itself, not a caller in its own process (tests, notebooks)
+            from medai_lab import cpushare
+
+            cpushare.apply_thread_limits()  # thread pools sized to this process's CPU share
         try:
             return int(args.func(args) or 0)
         except BrokenPipeError:

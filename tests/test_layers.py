@@ -37,10 +37,7 @@ LAYERS: dict[str, int] = {
 }  # fmt: skip
 
 # Loops being removed by work in progress elsewhere; each names who removes it.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # the io helper (issue 19 split of io/headers and io/multiframe); the lead removes this entry
-    frozenset({"medai_lab.io.headers", "medai_lab.io.multiframe"}),
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()  # none left; add one only with a comment saying why
 
 
 def modules(root: Path = ROOT) -> dict[str, Path]:

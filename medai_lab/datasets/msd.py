@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from medai_lab.cpushare import cpu_count, dataloader_workers
 from medai_lab.errors import MedaiError
 
 Case = dict[str, str]  # {"case": id, "image": path, "label": path}
@@ -333,7 +334,7 @@ def _torch_classes() -> dict[str, type]:
 
             mode = self.config["data"]["cache"]
             if mode == "memory":
-                workers = min(4, os.cpu_count() or 1)
+                workers = min(4, cpu_count())
                 return CacheDataset(
                     cases, transform, num_workers=workers, progress=self.progress, copy_cache=False
                 )
@@ -355,7 +356,7 @@ def _torch_classes() -> dict[str, type]:
             kind = data["loader"]
             if kind not in ("thread", "torch"):
                 raise DatasetError(f"data.loader must be thread or torch, got {kind!r}")
-            workers = int(data["num_workers"])
+            workers = dataloader_workers(int(data["num_workers"]))
             generator = torch.Generator()
             generator.manual_seed(int(self.config["seed"]))
             cls = ThreadDataLoader if kind == "thread" else DataLoader

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from medai_lab import atomic
+from medai_lab.cpushare import cpu_count
 from medai_lab.deid.engine import Deidentifier
 from medai_lab.deid.keys import Keyed, load_or_create_key
 from medai_lab.deid.pixelstep import PixelResult, check_policy, require_engine
@@ -179,7 +180,7 @@ def deidentify_tree(
     secret = key if key is not None else load_or_create_key(key_file)
     files = list_inputs(src)
     if workers is None:
-        workers = 1 if len(files) < 64 else min(os.cpu_count() or 1, 8)
+        workers = 1 if len(files) < 64 else min(cpu_count(), 8)
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / _TMP

@@ -191,7 +191,11 @@ def _load(path: Path, fmt: str) -> tuple[Any, str]:
         return torch.jit.load(str(path)), fmt
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    from medai_lab.cpushare import onnx_session_options
+
+    session = ort.InferenceSession(
+        str(path), onnx_session_options(), providers=["CPUExecutionProvider"]
+    )
 
     def run(x: Any) -> Any:
         (y,) = session.run(None, {"image": x.detach().cpu().numpy().astype("float32")})

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medai_lab.cpushare import cpu_count
 from medai_lab.errors import DicomError
 from medai_lab.io.headers import ImageHeader, NotAnImage, read_header
 from medai_lab.io.label_objects import KINDS, LabelObject, label_kind, read_label_object
@@ -178,7 +179,7 @@ def discover_series(
         return read_label_object(path, kind) if kind else header
 
     # Header parsing holds the GIL; more threads than cores only add contention (measured).
-    workers = workers or min(4, os.cpu_count() or 1)
+    workers = workers or min(4, cpu_count())
     if len(files) < 16 or workers == 1:
         results = [scan(f) for f in files]
     else:

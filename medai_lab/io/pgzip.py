@@ -11,6 +11,8 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from medai_lab.cpushare import cpu_count
+
 _MIN_CHUNK = 4 << 20
 
 
@@ -28,7 +30,7 @@ def write_gzip(
 ) -> None:
     """Compress ``data`` into the gzip file ``path`` using ``workers`` threads."""
     view = memoryview(data).cast("B")
-    workers = workers or os.cpu_count() or 1
+    workers = workers or cpu_count()
     nchunks = max(1, min(4 * workers, len(view) // _MIN_CHUNK))
     size = -(-len(view) // nchunks)
     chunks = [view[i : i + size] for i in range(0, len(view), size)] or [view]

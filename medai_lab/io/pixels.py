@@ -6,12 +6,12 @@ Uncompressed frames are read straight from the file into their place in the outp
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from medai_lab.cpushare import cpu_count
 from medai_lab.errors import DicomError
 from medai_lab.io.geometry import FrameRef
 from medai_lab.io.headers import RAW_SYNTAXES, ImageHeader
@@ -50,7 +50,7 @@ def read_frames(
 
     items = list(by_file.items())
     # Header parsing holds the GIL; more threads than cores only add contention (measured).
-    workers = workers or min(4, os.cpu_count() or 1)
+    workers = workers or min(4, cpu_count())
     coded = [it for it in items if not it[1][0][1].header.raw_readable]  # type: ignore[union-attr]
     if len(coded) >= _MIN_PARALLEL_DECODE and workers > 1:
         # Compressed frames: decoders hold the GIL, so they run in processes.

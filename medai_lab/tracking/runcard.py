@@ -22,6 +22,7 @@ from typing import Any
 
 from medai_lab import __version__
 from medai_lab.atomic import write_text
+from medai_lab.cpushare import cpu_count
 from medai_lab.tracking.params import jsonable
 
 SCHEMA = "medai-lab/run-card/1"
@@ -110,7 +111,7 @@ def data_manifest(
             rels.append(f.relative_to(root).as_posix())
         except ValueError:
             raise ValueError("a data file lies outside the data root") from None
-    workers = min(8, os.cpu_count() or 1, max(1, len(files)))
+    workers = min(8, cpu_count(), max(1, len(files)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         digests = list(pool.map(sha256_file, files))
     entries = sorted(zip(rels, (f.stat().st_size for f in files), digests, strict=True))
