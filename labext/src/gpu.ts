@@ -1,6 +1,7 @@
-// Status bar item "GPU": polls {base_url}medai-lab/api/gpus (every gpuRefreshSeconds, standby
-// while the page is hidden). Text "CPU only" or "GPU0 12.1/80 GB 35%"; the tooltip lists the
-// processes, the user's own marked. The node carries data-medai-gpu="loading|cpu-only|ok|error".
+// Status bar item "GPU": polls {base_url}medai-lab/api/gpus and api/share (every
+// gpuRefreshSeconds, standby while the page is hidden). Text "CPU only" or "GPU0 12.1/80 GB 35%", then the server's CPU and
+// memory share ("2 CPU 8 GB"); the tooltip lists the processes, the user's own marked. The node
+// carries data-medai-gpu="loading|cpu-only|ok|error" and data-medai-cpus (the CPU share).
 import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
@@ -23,11 +24,19 @@ export interface IGpu {
   processes?: IGpuProcess[];
 }
 
+/** This server's CPU and memory share (its cgroup on a hub; the machine elsewhere). */
+export interface IShare {
+  cpus: number;
+  threads: number;
+  memory: number | null;
+}
+
 export interface IGpuReport {
   cpu_only: boolean;
   gpus: IGpu[];
   driver: string | null;
   error: string | null;
+  share?: IShare; // from {base_url}medai-lab/api/share
 }
 
 const GB = 1e9;
@@ -47,8 +56,34 @@ export function gpuText(g: IGpu): string {
   return `GPU${g.index} ${used}/${gb(g.memory_total)} GB${util}`;
 }
 
-/** Status bar text and tooltip for one report. */
+/** Short text of the share: "2 CPU 8 GB" (memory left out when there is no limit). */
+export function shareText(share: IShare | undefined): string {
+  if (!share) {
+    return '';
+  }
+  const cpus = Number.isInteger(share.cpus) ? String(share.cpus) : share.cpus.toFixed(1);
+  return share.memory ? `${cpus} CPU ${gb(share.memory)} GB` : `${cpus} CPU`;
+}
+
+function shareLine(share: IShare | undefined): string {
+  if (!share) {
+    return '';
+  }
+  const mem = share.memory ? `${gb(share.memory)} GB memory` : 'no memory limit';
+  return `This server's share: ${share.cpus} CPU (${share.threads} threads), ${mem}`;
+}
+
+/** Status bar text and tooltip for one report: the GPUs, then the CPU and memory share. */
 export function describe(report: IGpuReport): { text: string; tooltip: string } {
+  const gpu = describeGpus(report);
+  const share = shareText(report.share);
+  return {
+    text: share ? `${gpu.text} \u00b7 ${share}` : gpu.text,
+    tooltip: report.share ? `${gpu.tooltip}\n${shareLine(report.share)}` : gpu.tooltip
+  };
+}
+
+function describeGpus(report: IGpuReport): { text: string; tooltip: string } {
   if (report.cpu_only || !report.gpus || report.gpus.length === 0) {
     const why = report.error ? `\n${report.error}` : '';
     return { text: 'CPU only', tooltip: `No GPU visible to this server.${why}` };
@@ -115,6 +150,7 @@ export class GpuStatus extends Widget {
     let report: IGpuReport;
     try {
       report = await requestJSON<IGpuReport>('gpus');
+      report = { ...report, share: await requestJSON<IShare>('share').catch(() => undefined) };
     } catch (err) {
       this.report = null;
       this.node.setAttribute('data-medai-gpu', 'error');
@@ -127,6 +163,7 @@ export class GpuStatus extends Widget {
     const state = report.cpu_only || !report.gpus?.length ? 'cpu-only' : 'ok';
     this.node.setAttribute('data-medai-gpu', state);
     this.node.setAttribute('data-medai-gpu-count', String(report.gpus?.length ?? 0));
+    this.node.setAttribute('data-medai-cpus', String(report.share?.cpus ?? ''));
     this.node.textContent = text;
     this.node.title = tooltip;
   }

@@ -104,6 +104,26 @@ class GpusHandler(_Base):
         self.reply(cls._last[1])
 
 
+class ShareHandler(_Base):
+    """GET: this server's CPU and memory share (its cgroup on a hub), shown beside the GPU."""
+
+    auth_resource = "api"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        from medai_lab import cpushare
+
+        self.set_header("Cache-Control", "no-store")
+        self.reply(
+            {
+                "cpus": round(cpushare.cpu_share(), 2),
+                "threads": cpushare.cpu_count(),
+                "memory": cpushare.memory_limit(),
+            }
+        )
+
+
 class VolumeHandler(_Base):
     """GET ``?path=...[&labels=...]``: the viewer's frames, written chunk by chunk."""
 
@@ -155,5 +175,6 @@ def handlers(base_url: str) -> list[tuple[str, type[APIHandler]]]:
     return [
         (url_path_join(api, "templates"), TemplatesHandler),
         (url_path_join(api, "gpus"), GpusHandler),
+        (url_path_join(api, "share"), ShareHandler),
         (url_path_join(api, "volume"), VolumeHandler),
     ]

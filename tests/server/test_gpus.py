@@ -120,3 +120,13 @@ def test_gpu_path_and_report(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "GPU0 NVIDIA H100: 1.0/80.0 GB used, 35% busy; this kernel uses 2.0 GB" in report
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert "hides every GPU" in gpu_report(status)
+
+
+async def test_share_endpoint_reports_this_servers_cpu_and_memory(jp_fetch) -> None:
+    from medai_lab import cpushare
+
+    body = json.loads((await jp_fetch("medai-lab", "api", "share")).body)
+    assert set(body) == {"cpus", "threads", "memory"}
+    assert body["cpus"] == round(cpushare.cpu_share(), 2)
+    assert body["threads"] == cpushare.cpu_count()
+    assert body["memory"] == cpushare.memory_limit()

@@ -210,6 +210,12 @@ def test_gpu_item_says_cpu_only(lab_ui: Any, medai_lab: LabServer) -> None:
     else:
         lab_ui.wait_for_selector('[data-medai-gpu="ok"]', timeout=30_000)
         assert "GPU0" in item.inner_text()
+    share = medai_lab.api("GET", "/medai-lab/api/share")  # the server's CPU share, beside the GPU
+    assert share["cpus"] > 0 and share["threads"] >= 1
+    cpus = share["cpus"]
+    text = str(int(cpus)) if float(cpus).is_integer() else f"{cpus:.1f}"
+    assert f"{text} CPU" in item.inner_text()
+    assert float(item.get_attribute("data-medai-cpus") or "nan") == cpus
 
 
 def test_mlflow_item_opens_the_ui_through_the_proxy(
