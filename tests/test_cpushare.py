@@ -93,10 +93,14 @@ def test_doctor_shows_the_share_it_runs_in():
         pytest.skip(f"no writable cgroup hierarchy here ({backend}): run as root")
     placement = limits.place(f"test-doctor-{os.getpid()}", Share(0.5, parse_size("300M")), backend)
     exe = os.path.join(os.path.dirname(sys.executable), "medai-lab")
+    # the share must come from the cgroup, not from variables an earlier in-process test (the
+    # kernel extension, a caller of apply_thread_limits) left in this process's environment
+    scrub = {*cpushare.THREAD_VARS, cpushare.ENV_CPUS}
+    env = {k: v for k, v in os.environ.items() if k not in scrub}
     try:
         out = subprocess.run(
             [exe, "doctor"], preexec_fn=limits.child_setup(placement), capture_output=True,
-            text=True, timeout=180,
+            text=True, timeout=180, env=env,
         ).stdout  # fmt: skip
     finally:
         limits.release(placement)
