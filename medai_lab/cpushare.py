@@ -210,11 +210,34 @@ def set_torch_threads(torch: Any, n: int) -> None:
     _applied["torch"] = n
 
 
-class _AfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Run ``then(module)`` right after ``name`` is first imported (one shot)."""
+_after: dict[str, dict[str, Callable[[ModuleType], None]]] = {}
 
-    def __init__(self, name: str, then: Callable[[ModuleType], None]) -> None:
-        self.name, self.then = name, then
+
+def after_import(name: str, key: str, then: Callable[[ModuleType], None]) -> None:
+    """Run ``then(module)`` now if ``name`` is imported, else right after its first import.
+
+    One hook per module serves every caller (thread limits here, the GPU memory cap in
+    ``hub.memory``): two import hooks for one module would shadow each other. ``key`` names
+    the caller; registering the same key again replaces its callback.
+    """
+    if name in sys.modules:
+        then(sys.modules[name])
+        return
+    _after.setdefault(name, {})[key] = then
+    if not any(isinstance(f, _AfterImport) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport(name))
+
+
+def pending_after_import(name: str) -> tuple[str, ...]:
+    """Keys of the callbacks waiting for ``name`` to be imported."""
+    return tuple(_after.get(name, {}))
+
+
+class _AfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds ``name`` through the normal finders, then runs its waiting callbacks (one shot)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
         self._inner: importlib.abc.Loader | None = None
 
     def find_spec(
@@ -222,7 +245,7 @@ class _AfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname != self.name:
             return None
-        sys.meta_path.remove(self)
+        sys.meta_path.remove(self)  # one shot; also keeps the lookup below from recursing
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
             return spec
@@ -236,7 +259,8 @@ class _AfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         assert self._inner is not None
         self._inner.exec_module(module)
-        self.then(module)
+        for then in _after.pop(self.name, {}).values():
+            then(module)
 
 
 def apply_thread_limits(
@@ -282,10 +306,8 @@ def apply_thread_limits(
         import torch as torch_module
 
         set_torch_threads(torch_module, threads)
-    elif torch is None and "torch" in sys.modules:
-        set_torch_threads(sys.modules["torch"], threads)
-    elif torch is None and not any(isinstance(f, _AfterImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _AfterImport("torch", lambda m: set_torch_threads(m, threads)))
+    elif torch is None:
+        after_import("torch", "threads", lambda m: set_torch_threads(m, threads))
     return threads
 
 

@@ -107,3 +107,27 @@ def test_doctor_shows_the_share_it_runs_in():
     line = next(x for x in out.splitlines() if "cpu/memory" in x)
     assert "1 CPU(s) for this process" in line and "cgroup quota 0.5" in line
     assert "memory share 0.3 GiB (cgroup limit)" in line
+
+
+def test_every_caller_waiting_for_an_import_runs(tmp_path, monkeypatch):
+    """Thread limits and the GPU memory cap both wait for torch: one hook must run both (two
+    hooks for one module shadow each other). A stand-in module on sys.path plays torch."""
+    (tmp_path / "fake_torch_for_hooks.py").write_text("loaded = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cpushare, "_after", {})
+    before = list(sys.meta_path)
+    ran: list[str] = []
+    try:
+        cpushare.after_import("fake_torch_for_hooks", "threads", lambda m: ran.append("threads"))
+        cpushare.after_import("fake_torch_for_hooks", "cap", lambda m: ran.append("cap"))
+        cpushare.after_import("fake_torch_for_hooks", "cap", lambda m: ran.append("cap2"))
+        assert ran == [] and "fake_torch_for_hooks" not in sys.modules
+        import fake_torch_for_hooks  # noqa: F401
+
+        assert sorted(ran) == ["cap2", "threads"]
+        assert cpushare.pending_after_import("fake_torch_for_hooks") == ()
+        cpushare.after_import("fake_torch_for_hooks", "late", lambda m: ran.append("late"))
+        assert ran[-1] == "late"  # already imported: runs at once
+    finally:
+        sys.meta_path[:] = before
+        sys.modules.pop("fake_torch_for_hooks", None)

@@ -12,12 +12,9 @@ instances are isolated by the hardware and need no cap.
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from types import ModuleType
+from collections.abc import Mapping
 from typing import Any
 
 ENV_FRACTION = "MEDAI_GPU_MEMORY_FRACTION"
@@ -50,36 +47,6 @@ def apply_memory_cap(torch: Any, fraction: float) -> None:
         lazy_call(_apply)
 
 
-class _TorchHook(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds ``torch`` through the normal finders, then applies the cap after it executes."""
-
-    def __init__(self, fraction: float) -> None:
-        self.fraction = fraction
-        self._inner: importlib.abc.Loader | None = None
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "torch":
-            return None
-        sys.meta_path.remove(self)  # one shot; also keeps the lookup below from recursing
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or spec.loader is None:
-            return spec
-        self._inner = spec.loader
-        spec.loader = self
-        return spec
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        assert self._inner is not None
-        return self._inner.create_module(spec)
-
-    def exec_module(self, module: ModuleType) -> None:
-        assert self._inner is not None
-        self._inner.exec_module(module)
-        apply_memory_cap(module, self.fraction)
-
-
 def install(env: Mapping[str, str] | None = None) -> float | None:
     """Apply the cap now (torch imported) or when torch is imported. Idempotent.
 
@@ -94,6 +61,8 @@ def install(env: Mapping[str, str] | None = None) -> float | None:
     if "torch" in sys.modules:
         if _applied.get("fraction") != fraction:
             apply_memory_cap(sys.modules["torch"], fraction)
-    elif not any(isinstance(f, _TorchHook) for f in sys.meta_path):
-        sys.meta_path.insert(0, _TorchHook(fraction))
+    else:
+        from medai_lab.cpushare import after_import
+
+        after_import("torch", "gpu-memory-cap", lambda m: apply_memory_cap(m, fraction))
     return fraction

@@ -165,11 +165,14 @@ def test_memory_cap_hook(monkeypatch):
 
 
 def test_memory_hook_waits_for_torch_import(monkeypatch):
+    from medai_lab import cpushare
+
     monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.setattr(cpushare, "_after", {})
     before = list(sys.meta_path)
     try:
         assert memory.install({"MEDAI_GPU_MEMORY_FRACTION": "0.3"}) == 0.3
-        assert isinstance(sys.meta_path[0], memory._TorchHook)
+        assert "gpu-memory-cap" in cpushare.pending_after_import("torch")
         assert "torch" not in sys.modules  # nothing imported by installing the hook
     finally:
         sys.meta_path[:] = before
