@@ -82,6 +82,7 @@ def make_app(
                 h = self.request.headers
                 page = "text/html" in h.get("Accept", "") or h.get("Sec-Fetch-Mode") == "navigate"
                 if self.request.method == "GET" and page and "Authorization" not in h:
+                    self._closing()
                     self.redirect(self.get_login_url())
                     return
                 self._deny(
@@ -100,7 +101,14 @@ def make_app(
             else:
                 self._fetch = asyncio.ensure_future(self._forward(self._has_body()))
 
+        def _closing(self) -> None:
+            # Answered before the body is read: tornado then closes the connection, and the hub's
+            # proxy, which keeps upstream connections alive, must not send the next request down
+            # it (that request would fail with 503).
+            self.set_header("Connection", "close")
+
         def _deny(self, status: int, message: str) -> None:
+            self._closing()
             self.set_status(status)
             self.set_header("Content-Type", "application/json")
             if status == 401:
