@@ -8,6 +8,10 @@ A model is any callable ``model(image_roi, clicks) -> mask``:
 * ``clicks`` - ``(n, 3)`` int array of the clicks in ROI voxel coordinates, the last one last;
 * ``mask`` - boolean (or 0/1) array of ``image_roi``'s shape: the proposed structure.
 
+A trained template model serves as one too: give a run folder, checkpoint, MLflow run id or a
+``.ts`` / ``.onnx`` export (with its sidecar) instead of a callable, and it is loaded once as a
+:class:`medai_lab.widgets.assist_model.ModelAssist`, which is also told the image's spacing.
+
 The browser shows the proposal as a preview (PROTOCOL.md "Editing"); accepting it paints it with
 the active label as one undo step, rejecting it discards it. The kernel runs the model in a
 thread, so the notebook stays responsive.
@@ -15,7 +19,9 @@ thread, so the notebook stays responsive.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +29,7 @@ import numpy as np
 from medai_lab.errors import MedaiError
 
 Model = Callable[[np.ndarray, np.ndarray], Any]
+ModelSource = Model | str | os.PathLike[str]  # a callable or a model path
 ROI = (96, 96, 96)
 
 
@@ -39,15 +46,33 @@ def roi_box(
     return (*lo, *hi)
 
 
-def propose(image: np.ndarray, clicks: Sequence[Sequence[int]], model: Model,
-            roi: Sequence[int] = ROI) -> tuple[tuple[int, int, int], np.ndarray]:  # fmt: skip
+def resolve_model(model: ModelSource) -> Model:
+    """A callable as it is; a run folder / checkpoint / run id / export path loaded (cached)."""
+    if isinstance(model, str | Path | os.PathLike):
+        from medai_lab.widgets.assist_model import load_assist
+
+        return load_assist(model)
+    if not callable(model):
+        kind = type(model).__name__
+        raise MedaiError(f"an assist model is a callable or a model path, not {kind}")
+    return model
+
+
+def propose(image: np.ndarray, clicks: Sequence[Sequence[int]], model: ModelSource,
+            roi: Sequence[int] = ROI, spacing: Sequence[float] | None = None,
+            ) -> tuple[tuple[int, int, int], np.ndarray]:  # fmt: skip
     """Run ``model`` around the last click: ``(origin, mask)`` with ``mask`` in ROI coordinates.
+
+    ``model`` is a callable or a model path (:func:`resolve_model`); ``spacing`` (mm, the
+    image's) reaches models that resample (:class:`~medai_lab.widgets.assist_model.ModelAssist`).
 
     Raises
     ------
     MedaiError
-        No click, a click outside the image, or the model's answer is not a mask of the ROI.
+        No click, a click outside the image, a model that cannot be loaded, or the model's
+        answer is not a mask of the ROI.
     """
+    model = resolve_model(model)
     pts = np.asarray(clicks, dtype=np.int64).reshape(-1, 3)
     if not len(pts):
         raise MedaiError("a proposal needs a click")
@@ -58,7 +83,10 @@ def propose(image: np.ndarray, clicks: Sequence[Sequence[int]], model: Model,
     crop = np.asarray(image[box[0] : box[3], box[1] : box[4], box[2] : box[5]])
     inside = ((pts >= origin) & (pts < np.asarray(box[3:]))).all(axis=1)
     try:
-        answer = model(crop.copy(), pts[inside] - origin)  # a copy: the model may write into it
+        args = (crop.copy(), pts[inside] - origin)  # a copy: the model may write into it
+        answer = model(*args, spacing=spacing) if _takes_spacing(model) else model(*args)
+    except MedaiError:
+        raise
     except Exception as exc:  # the user's model: say what went wrong in one line
         raise MedaiError(f"the model failed: {type(exc).__name__}: {exc}") from None
     mask = np.asarray(answer.detach().cpu().numpy() if hasattr(answer, "detach") else answer)
@@ -74,3 +102,9 @@ def proposal_flat(origin: Sequence[int], mask: np.ndarray, shape: Sequence[int])
     ijk = np.nonzero(mask)
     full = [ijk[a] + int(origin[a]) for a in range(3)]
     return np.ravel_multi_index(full, tuple(shape), order="F")
+
+
+def _takes_spacing(model: Any) -> bool:
+    from medai_lab.widgets.assist_model import ModelAssist
+
+    return isinstance(model, ModelAssist)
