@@ -108,3 +108,26 @@ def _takes_spacing(model: Any) -> bool:
     from medai_lab.widgets.assist_model import ModelAssist
 
     return isinstance(model, ModelAssist)
+
+
+def accept_proposal(viewer: Any, clicks: Sequence[Sequence[int]], label: int | None = None) -> int:
+    """Headless "click, then Enter": propose around ``clicks`` with ``viewer.assist`` and apply
+    the proposal as the browser's accept does (one ``edit`` message of runs, label ``label`` or
+    the viewer's ``active_label``). Returns the voxels written.
+    """
+    from medai_lab.widgets.edits import edit_message
+
+    image = viewer.scene.image
+    if viewer.assist is None:
+        raise MedaiError("no model: set viewer.assist = model(image_roi, clicks) -> mask")
+    origin, mask = propose(image.array, clicks, viewer.assist, viewer.assist_roi, image.spacing)
+    value = int(viewer.active_label if label is None else label)
+    flat = proposal_flat(origin, mask, image.shape[:3])
+    seq = int(viewer.annotations.last_seq) + 1
+    content, data = edit_message([(value, flat)], tuple(image.shape[:3]), axis=0, seq=seq)
+    viewer._on_message(viewer, content, [data])  # the comm path the browser's edit takes
+    if viewer.annotations.last_seq != seq:
+        raise MedaiError(f"the proposal was not applied: {viewer.annotations.error}")
+    viewer.send({**content, "origin": "kernel"}, [data])  # open views show it as paint() does
+    viewer.proposals += 1
+    return int(flat.size)
