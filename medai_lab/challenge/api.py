@@ -16,20 +16,19 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import time
+import sqlite3
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from medai_lab.challenge.errors import ChallengeError, QuotaError
+from medai_lab.challenge.spec import ENTRY as ENTRY  # re-exported (format -> entry name)
 from medai_lab.challenge.spec import Spec, load_spec, parse_spec
 from medai_lab.challenge.store import Store, utc_now
 
 SPEC_FILE, DB_FILE = "challenge.yaml", "challenge.db"
 _TEAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-ENTRY = {"torchscript": "model.ts", "onnx": "model.onnx", "python": "package", "predictions": ""}
 
 
 def resolve_team(team: str | None = None) -> str:
@@ -152,20 +151,31 @@ class Challenge:
                     "not queued again"
                 )
             self._check_quota(con, team, ph.name, ph.submissions_per_day, day, now)
-            new_id = self.store.insert(
-                con,
-                sha256=sha,
-                team=team,
-                phase=ph.name,
-                format=cand.fmt,
-                created_at=now.astimezone(timezone.utc).isoformat(timespec="seconds"),
-                day=day,
-                size_bytes=cand.size_bytes,
-                path=str(stored.relative_to(self.root)),
-            )
+            self.store.set_quotas(con, {p.name: p.submissions_per_day for p in self.spec.phases})
+            try:
+                new_id = self._insert(con, cand, sha, team, ph.name, now, day, stored)
+            except sqlite3.IntegrityError as exc:
+                if "quota" not in str(exc):
+                    raise
+                self._check_quota(con, team, ph.name, ph.submissions_per_day, day, now)
+                raise
         row = self.store.get(new_id)
         assert row is not None
         return row
+
+    def _insert(self, con: Any, cand: Any, sha: str, team: str, phase: str, now: datetime,
+                day: str, stored: Path) -> int:  # fmt: skip
+        return self.store.insert(
+            con,
+            sha256=sha,
+            team=team,
+            phase=phase,
+            format=cand.fmt,
+            created_at=now.astimezone(timezone.utc).isoformat(timespec="seconds"),
+            day=day,
+            size_bytes=cand.size_bytes,
+            path=str(stored.relative_to(self.root)),
+        )
 
     def _check_quota(
         self, con: Any, team: str, phase: str, limit: int, day: str, now: datetime
@@ -191,64 +201,39 @@ class Challenge:
         tracking_uri: str | None = None,
         sandbox_dir: str | os.PathLike[str] | None = None,
         log: Callable[[str], None] | None = None,
+        workers: int = 1,
+        gpu_pool: Any = None,
+        stale_s: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Score queued submissions, oldest first; keep polling for ``watch_s`` seconds.
+        """Score queued submissions, ``workers`` at once; keep polling for ``watch_s`` seconds.
 
-        Returns the results (as :meth:`result` for the instructor) of what was evaluated.
+        Teams take turns (round-robin, each team's oldest first, at most
+        ``limits.team_concurrency`` running per team). ``gpu_pool``: an allocator of GPU units
+        (the hub's ``GpuAllocator``), see :mod:`.slots`. Submissions left running by a dead
+        evaluator (or one silent for ``stale_s`` seconds) are queued again first.
+        Returns the results (as :meth:`result` for the instructor) of what was evaluated;
+        raises :class:`ChallengeError` when the disk is full (see :mod:`.evaluator`).
         """
-        done: list[dict[str, Any]] = []
-        stop_at = time.monotonic() + max(0.0, watch_s)
-        while max_submissions is None or len(done) < max_submissions:
-            row = self.store.claim()
-            if row is None:
-                if time.monotonic() >= stop_at:
-                    break
-                time.sleep(min(2.0, max(0.0, stop_at - time.monotonic())))
-                continue
-            done.append(self._evaluate_one(row, track, tracking_uri, sandbox_dir))
-            if log is not None:
-                log(describe_result(done[-1]))
-        return done
+        from medai_lab.challenge.claims import STALE_S
+        from medai_lab.challenge.evaluator import evaluate_queue
 
-    def _evaluate_one(
-        self, row: dict[str, Any], track: bool, tracking_uri: str | None, sandbox_dir: Any
+        return evaluate_queue(
+            self, workers=workers, max_submissions=max_submissions, watch_s=watch_s,
+            track=track, tracking_uri=tracking_uri, sandbox_dir=sandbox_dir, log=log,
+            gpu_pool=gpu_pool, stale_s=STALE_S if stale_s is None else stale_s,
+        )  # fmt: skip
+
+    def dry_run(
+        self, path: str | os.PathLike[str], team: str | None = None, **options: Any
     ) -> dict[str, Any]:
-        from medai_lab.challenge.runner import run_submission
-        from medai_lab.challenge.scoring import aggregate, evaluate_predictions
+        """Run a submission in the evaluation sandbox on visible cases; nothing is stored.
 
-        sid = int(row["id"])
-        phase = self.spec.phase(row["phase"])
-        out = self.root / "results" / str(sid)
-        shutil.rmtree(out, ignore_errors=True)  # left by an interrupted evaluator
-        hide = [self.root] + [p for ph in self.spec.phases for p in (ph.images, ph.labels)]
-        try:
-            run = run_submission(
-                self.spec, phase, row["format"], self.root / row["path"],
-                ENTRY[row["format"]], out / "predictions", hide, sandbox_dir,
-            )  # fmt: skip
-            df = evaluate_predictions(self.spec, run.pred_dir, phase.labels, out / "metrics.csv")
-            agg = aggregate(df, self.spec)
-        except Exception as exc:
-            self.store.finish(sid, "error", [f"evaluator error: {type(exc).__name__}"])
-            return self.result(sid, team=None)
-        score = {
-            "n_cases": len(run.cases),
-            "n_failed": sum(run.failures.values()),
-            "failures": run.failures,
-            **agg,
-        }
-        self.store.save_results(sid, run.cases, df.to_dict("records"), score)
-        notes = list(run.notes)
-        if track:
-            try:
-                from medai_lab.challenge.mlflow_log import log_submission
+        No test slot is used and the leaderboard does not change. Options (``phase``, ``fmt``,
+        ``max_cases``, ``sandbox_dir``, ``gpu_pool``) and the report: :func:`.dryrun.dry_run`.
+        """
+        from medai_lab.challenge.dryrun import dry_run
 
-                run_id = log_submission(self.spec, row, score, out / "metrics.csv", tracking_uri)
-                self.store.set_run_id(sid, run_id)
-            except Exception as exc:
-                notes.append(f"mlflow=failed ({type(exc).__name__})")
-        self.store.finish(sid, "scored", notes)
-        return self.result(sid, team=None)
+        return dry_run(self, path, team, **options)
 
     # --- results --------------------------------------------------------------------------
 
@@ -274,6 +259,14 @@ class Challenge:
         score = self.store.score(int(submission_id))
         if score is not None:
             out["score"] = {k: v for k, v in score.items() if k != "submission_id"}
+            if team is not None and hidden:
+                from medai_lab.challenge.feedback import public_score
+
+                rows = self.store.metric_rows(int(submission_id))
+                feedback = self.spec.phase(row["phase"]).feedback
+                out["score"] = public_score(
+                    self.spec, feedback, int(submission_id), out["score"], rows
+                )
             if team is None or not hidden:
                 status = {c["case"]: c for c in self.store.case_rows(int(submission_id))}
                 out["cases"] = [
@@ -288,9 +281,11 @@ class Challenge:
         """The queue and history: one row per submission (no scores of hidden cases)."""
         return self.store.submissions(team, phase)
 
-    def requeue_stale(self) -> int:
-        """Queue again what an evaluator that was killed left 'running'."""
-        return self.store.requeue_stale()
+    def requeue_stale(self, every: bool = False) -> int:
+        """Queue again what a killed evaluator left 'running' (``every``: all running ones)."""
+        from medai_lab.challenge.claims import requeue_stale
+
+        return len(requeue_stale(self.store, every=every))
 
     # --- leaderboard and viewer -----------------------------------------------------------
 

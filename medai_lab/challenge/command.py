@@ -38,8 +38,27 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--watch", type=float, default=0.0, metavar="S", help="poll the queue for S s")
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     p.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI or local)")
-    p.add_argument("--requeue", action="store_true", help="queue again what a killed run left")
+    p.add_argument(
+        "--requeue", action="store_true",
+        help="also queue again what is running under another live evaluator (dead ones: always)",
+    )  # fmt: skip
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="sandboxes at once")
+    p.add_argument(
+        "--gpus", metavar="INVENTORY",
+        help="GPU pool shared with the hub (e.g. 0,1 or 0:2 or auto); with limits.gpu",
+    )  # fmt: skip
+    p.add_argument("--gpu-state", metavar="FILE", help="the hub's GPU state file (with --gpus)")
     p.set_defaults(func=_evaluate)
+
+    p = cmds.add_parser("dry-run", help="run a submission on visible cases; nothing is stored")
+    p.add_argument("dir", help="challenge folder")
+    p.add_argument("path", help="model.ts/.onnx (with its .json) or a package folder")
+    p.add_argument("--team", help="team name (default: $JUPYTERHUB_USER)")
+    p.add_argument("--phase", help="the phase it is meant for (default: the first phase)")
+    p.add_argument("--format", choices=["torchscript", "onnx", "python"])
+    p.add_argument("--max-cases", type=int, metavar="N", help="only the first N visible cases")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_dry_run)
 
     p = cmds.add_parser("leaderboard", help="the ranked table of a phase")
     p.add_argument("dir", help="challenge folder")
@@ -101,7 +120,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     ch = Challenge.open(args.dir)
     if args.requeue:
-        print(f"queued again: {ch.requeue_stale()}")
+        print(f"queued again: {ch.requeue_stale(every=True)}")
     if isolation() != "namespaces":
         print("note: no namespaces here (needs root and unshare): the sandbox has resource "
               "limits only; network and label isolation are not enforced")  # fmt: skip
@@ -111,9 +130,39 @@ def _evaluate(args: argparse.Namespace) -> int:
         track=not args.no_track,
         tracking_uri=args.tracking_uri,
         log=print,
+        workers=args.workers,
+        gpu_pool=_gpu_pool(args.gpus, args.gpu_state) if args.gpus else None,
     )
     print(f"evaluated {len(done)} submission(s)")
     return 1 if any(r["status"] == "error" for r in done) else 0
+
+
+def _gpu_pool(inventory: str, state: str | None) -> Any:
+    """The hub's allocator over ``inventory`` (the CLI ties the layers; the core takes any pool)."""
+    from medai_lab.hub.allocator import GpuAllocator  # top layer: only here, in the CLI glue
+    from medai_lab.hub.inventory import parse_inventory
+    from medai_lab.hub.policy import Policy
+
+    if not state:
+        raise ChallengeError("--gpus needs --gpu-state FILE (the hub's GPU state file)")
+    devices = parse_inventory(inventory)
+    policy = Policy(max_per_user=max(1, len(devices)))
+    return GpuAllocator(devices, policy, state_path=state)
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    from medai_lab.challenge.api import Challenge
+    from medai_lab.challenge.dryrun import describe
+
+    ch = Challenge.open(args.dir)
+    report = ch.dry_run(
+        args.path, args.team, phase=args.phase, fmt=args.format, max_cases=args.max_cases
+    )
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(describe(report)))
+    return 0 if report["ok"] else 1
 
 
 def _leaderboard(args: argparse.Namespace) -> int:

@@ -58,7 +58,7 @@ def confine(cfg: dict[str, Any]) -> list[str]:
         notes.append("fs=private")
     elif not root:
         notes.append(_user_netns())
-    _affinity(int(cfg["cpus"]))
+    _affinity(int(cfg["cpus"]), cfg.get("cpu_set"))
     notes += _rlimits(cfg, running)
     if own_uid:
         os.setgroups([])
@@ -193,10 +193,12 @@ def _tasks_of(uid: int) -> int:
     return count
 
 
-def _affinity(cpus: int) -> None:
+def _affinity(cpus: int, cpu_set: list[int] | None = None) -> None:
+    """Pin to the slot's cores (the parent's pool keeps parallel sandboxes apart)."""
     if hasattr(os, "sched_getaffinity"):
         allowed = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, allowed[: max(1, cpus)])
+        chosen = [c for c in cpu_set or () if c in allowed] or allowed[: max(1, cpus)]
+        os.sched_setaffinity(0, chosen)
 
 
 def _no_new_privs() -> None:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from medai_lab.challenge.slots import ALL_GPUS, Slot
 from medai_lab.challenge.spec import Limits
 from medai_lab.challenge.worker import CATEGORIES
 
@@ -40,10 +41,15 @@ class WorkerProcess:
         ``"namespaces"`` to start it under ``unshare``, else ``"none"``.
     uid
         The sandbox user id (killed by id when the worker stops), or None.
+    slot
+        CPUs and GPU of the sandbox (default: the first ``limits.cpus`` cores, no GPU).
     """
 
-    def __init__(self, work: Path, limits: Limits, mode: str, uid: int | None) -> None:
+    def __init__(
+        self, work: Path, limits: Limits, mode: str, uid: int | None, slot: Slot | None = None
+    ) -> None:
         self.work, self.limits, self.mode, self.uid = work, limits, mode, uid
+        self.slot = slot
         self.alive = False
         self.proc: subprocess.Popen[bytes] | None = None
         self.buf = b""
@@ -60,6 +66,9 @@ class WorkerProcess:
         cmd += [str(self.work / "config.json"), str(wfd)]
         if self.mode == "namespaces":
             cmd = [shutil.which("unshare") or "unshare", *UNSHARE_FLAGS, *cmd]
+        setpriv = shutil.which("setpriv")
+        if setpriv:  # a killed evaluator (kill -9) takes its sandbox with it
+            cmd = [setpriv, "--pdeathsig", "KILL", *cmd]
         try:
             self.proc = subprocess.Popen(
                 cmd,
@@ -68,9 +77,12 @@ class WorkerProcess:
                 stderr=subprocess.DEVNULL,
                 pass_fds=(wfd,),
                 start_new_session=True,
-                env=environment(self.work, self.limits),
+                env=environment(self.work, self.limits, self.slot),
                 cwd=self.work,
             )
+        except OSError:
+            os.close(rfd)
+            raise
         finally:
             os.close(wfd)
         self.rfd, self.alive = rfd, True
@@ -162,7 +174,7 @@ class WorkerProcess:
             except OSError:
                 pass
             deadline = time.monotonic() + 5.0
-            while self.proc.poll() is None and time.monotonic() < deadline:
+            while not self._exited() and time.monotonic() < deadline:
                 time.sleep(0.05)
             self.kill()
         if self.proc is not None and self.proc.stdin is not None:
@@ -173,6 +185,25 @@ class WorkerProcess:
             self.rfd = -1
         if self.uid is not None:
             kill_uid(self.uid)
+
+    def _exited(self) -> bool:
+        """Reap the worker if it has exited, keeping its resource usage (peak memory)."""
+        assert self.proc is not None
+        if self.proc.returncode is not None:
+            return True
+        try:
+            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            return self.proc.poll() is not None
+        if pid == 0:
+            return False
+        self.proc.returncode, self.rusage = os.waitstatus_to_exitcode(status), usage
+        return True
+
+    @property
+    def peak_memory_mb(self) -> float | None:
+        """Largest resident set of the worker (and what it waited for), once it has ended."""
+        return None if self.rusage is None else self.rusage.ru_maxrss / 1024
 
     def _reap(self) -> None:
         assert self.proc is not None
@@ -201,23 +232,20 @@ def parse_message(line: bytes) -> tuple[str, ...]:
     return ("protocol",)
 
 
-def environment(work: Path, limits: Limits) -> dict[str, str]:
+def environment(work: Path, limits: Limits, slot: Slot | None = None) -> dict[str, str]:
     """A clean environment: no tokens, tracking URIs or user settings reach the worker."""
-    threads = str(limits.cpus)
-    env = {
+    if slot is None:
+        slot = Slot("cpu0", tuple(range(limits.cpus)), ALL_GPUS if limits.gpu else "")
+    return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(work / "tmp"),
         "TMPDIR": str(work / "tmp"),
         "LANG": "C.UTF-8",
         "USER": "sandbox",  # the sandbox user id has no passwd entry (getpass.getuser)
         "LOGNAME": "sandbox",
-        "OMP_NUM_THREADS": threads,
-        "MKL_NUM_THREADS": threads,
-        "OPENBLAS_NUM_THREADS": threads,
         "MPLCONFIGDIR": str(work / "tmp"),
-        "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "") if limits.gpu else "",
+        **slot.environment(),
     }
-    return env
 
 
 def tree_size(folder: Path, max_entries: int = 10_000) -> int:
@@ -241,6 +269,17 @@ def tree_size(folder: Path, max_entries: int = 10_000) -> int:
             except OSError:
                 continue
     return total
+
+
+def pid_alive(pid: int) -> bool:
+    """A process with this id exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def owner(pid: str) -> int:

@@ -9,17 +9,43 @@ scores as a miss (Dice 0, NSD 0) through the same evaluation as every other case
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from medai_lab.challenge.errors import ChallengeError
+from medai_lab.challenge.slots import Slot
 from medai_lab.challenge.spec import Phase, Spec
 
 GRID_TOL_MM = 1e-3
+
+
+class DiskFull(ChallengeError):
+    """A write of the evaluator found no space (the submission goes back to the queue)."""
+
+
+class SandboxStartError(ChallengeError):
+    """The sandbox could not be set up or started (not the submission's fault)."""
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """An ENOSPC / EDQUOT anywhere in the exception's chain."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def box_dir() -> str:
+    return os.environ.get("MEDAI_SANDBOX_DIR") or tempfile.gettempdir()
 
 
 @dataclass
@@ -29,6 +55,7 @@ class RunResult:
     pred_dir: Path
     cases: dict[str, tuple[str, float | None]]
     notes: list[str] = field(default_factory=list)
+    peak_memory_mb: float | None = None
 
     @property
     def failures(self) -> dict[str, int]:
@@ -60,10 +87,17 @@ def run_submission(
     pred_dir: Path,
     hide: list[Path],
     sandbox_dir: str | os.PathLike[str] | None = None,
+    slot: Slot | None = None,
+    limit_cases: int | None = None,
 ) -> RunResult:
-    """Produce ``pred_dir/<case>.nii.gz`` for every case of ``phase`` (see module docstring)."""
+    """Produce ``pred_dir/<case>.nii.gz`` for every case of ``phase`` (see module docstring).
+
+    ``slot``: where the sandbox runs; ``limit_cases``: only the first cases (a dry run).
+    Raises :class:`SandboxStartError` when the sandbox cannot be set up or started (the
+    evaluator's fault, not the submission's) and :class:`DiskFull` when a write finds no space.
+    """
     cases = phase_cases(phase)
-    names = list(cases)
+    names = list(cases)[:limit_cases]
     pred_dir.mkdir(parents=True, exist_ok=True)
     result = RunResult(pred_dir, {})
     if fmt == "predictions":
@@ -74,8 +108,18 @@ def run_submission(
     else:
         from medai_lab.challenge.sandbox import Sandbox
 
-        box = Sandbox(spec.limits, hide, sandbox_dir)
-        run = box.run(fmt, stored, entry, [cases[c] for c in names])
+        try:
+            box = Sandbox(spec.limits, hide, sandbox_dir, slot)
+            run = box.run(fmt, stored, entry, [cases[c] for c in names])
+        except OSError as exc:
+            if is_disk_full(exc):
+                where = sandbox_dir or box_dir()
+                raise DiskFull(f"no space left on the sandbox disk ({where})") from exc
+            raise SandboxStartError(
+                f"the sandbox could not start ({type(exc).__name__}"
+                f"{': ' + errno.errorcode.get(exc.errno, '') if exc.errno else ''})"
+            ) from exc
+        result.peak_memory_mb = run.peak_memory_mb
         try:
             result.notes = run.notes
             for i, c in enumerate(names):
@@ -86,7 +130,7 @@ def run_submission(
                 result.cases[c] = (status, seconds)
         finally:
             shutil.rmtree(run.out_dir.parent, ignore_errors=True)
-    for c, (status, _) in result.cases.items():
+    for c, (status, _) in list(result.cases.items()):
         if status != "ok":
             _empty_like(cases[c], pred_dir / f"{c}.nii.gz")
     return result

@@ -30,10 +30,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medai_lab.challenge.errors import ChallengeError
-from medai_lab.challenge.process import UNSHARE_FLAGS, WorkerProcess, owner, tree_size
+from medai_lab.challenge.process import (
+    UNSHARE_FLAGS,
+    WorkerProcess,
+    owner,
+    pid_alive,
+    tree_size,
+)
+from medai_lab.challenge.slots import Slot
 from medai_lab.challenge.spec import Limits
 
 MAX_STARTS = 3
+PREFIX = "medai-sbx-"  # + the evaluator's pid: a restart removes what a killed one left
 _UID_RANGE = (1_500_000_000, 1_600_000_000)
 
 
@@ -45,6 +53,7 @@ class SandboxRun:
     out_dir: Path
     notes: list[str] = field(default_factory=list)
     starts: int = 0
+    peak_memory_mb: float | None = None
 
 
 @functools.lru_cache(maxsize=1)
@@ -74,12 +83,19 @@ class Sandbox:
     base
         Where per-run working folders are made (default ``$MEDAI_SANDBOX_DIR`` or the temp
         folder); it must be reachable by an unprivileged user.
+    slot
+        The CPUs (and GPU unit) this sandbox runs on (:mod:`medai_lab.challenge.slots`).
     """
 
     def __init__(
-        self, limits: Limits, hide: list[Path], base: str | os.PathLike[str] | None = None
+        self,
+        limits: Limits,
+        hide: list[Path],
+        base: str | os.PathLike[str] | None = None,
+        slot: Slot | None = None,
     ):
         self.limits = limits
+        self.slot = slot
         self.hide = [Path(p).resolve() for p in hide]
         self.base = Path(base or os.environ.get("MEDAI_SANDBOX_DIR") or tempfile.gettempdir())
         self.base = self.base.resolve()
@@ -97,7 +113,7 @@ class Sandbox:
     def prepare(self, fmt: str, submission: Path, entry: str, images: list[Path]) -> Path:
         """A private working folder: ``in/`` (image copies), ``sub/``, ``out/``, ``tmp/``."""
         self.base.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="medai-sbx-", dir=self.base))
+        work = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=self.base))
         os.chmod(work, 0o711)
         (work / "in").mkdir(mode=0o755)
         names = []
@@ -129,7 +145,9 @@ class Sandbox:
             "namespaces": self.mode == "namespaces",
             "hide": [str(p) for p in self.hide],
             "cpus": self.limits.cpus,
+            "cpu_set": list(self.slot.cpus) if self.slot else None,
             "gpu": self.limits.gpu,
+            "gpu_memory_fraction": self.slot.memory_fraction if self.slot else None,
             "memory_mb": self.limits.memory_mb,
             "output_mb": self.limits.output_mb,
             "processes": self.limits.processes,
@@ -150,10 +168,14 @@ class Sandbox:
         """
         work = self.prepare(fmt, submission, entry, images)
         result = SandboxRun({}, work / "accepted", notes=[f"isolation={self.mode}"])
+        if self.slot is not None:
+            result.notes += list(self.slot.notes)
+            if self.slot.gpu_kind:
+                result.notes.append(f"gpu={self.slot.gpu_kind}")
         remaining = list(range(len(images)))
         while remaining and result.starts < MAX_STARTS:
             result.starts += 1
-            worker = WorkerProcess(work, self.limits, self.mode, self.uid)
+            worker = WorkerProcess(work, self.limits, self.mode, self.uid, self.slot)
             try:
                 status, notes = worker.start()
                 result.notes += [n for n in notes if n not in result.notes]
@@ -176,6 +198,9 @@ class Sandbox:
                         break
             finally:
                 worker.stop()
+                peak = worker.peak_memory_mb
+                if peak is not None:
+                    result.peak_memory_mb = max(peak, result.peak_memory_mb or 0.0)
         for i in remaining:
             result.outcomes[i] = ("not_run", None)
         return result
@@ -191,6 +216,23 @@ class Sandbox:
         if tree_size(work / "out") + tree_size(work / "tmp") > limit:
             return "output_too_large"
         return "ok"
+
+
+def sweep_orphans(base: str | os.PathLike[str] | None = None) -> int:
+    """Remove working folders of evaluators that are gone (killed); how many."""
+    folder = Path(base or os.environ.get("MEDAI_SANDBOX_DIR") or tempfile.gettempdir())
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        pid = entry.name.removeprefix(PREFIX).partition("-")[0]
+        if not entry.name.startswith(PREFIX) or not pid.isdigit() or pid_alive(int(pid)):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def _empty(folder: Path) -> None:

@@ -14,6 +14,7 @@ Example (paths are relative to the YAML file)::
       time_per_case_s: 120
       memory_mb: 4096
       submissions_per_day: 5
+      team_concurrency: 1           # sandboxes one team may hold at once
     phases:
       validation:
         hidden: false
@@ -25,6 +26,7 @@ Example (paths are relative to the YAML file)::
         labels: /srv/hidden/labelsTs
         formats: [torchscript, onnx, python]
         submissions_per_day: 2
+        feedback: {precision: 2, subset: 0.5, noise: 0.005}   # see challenge.feedback
 """
 
 from __future__ import annotations
@@ -45,11 +47,13 @@ from medai_lab.errors import MedaiError
 
 FORMATS = ("torchscript", "onnx", "python", "predictions")
 MODEL_FORMATS = ("torchscript", "onnx", "python")
+ENTRY = {"torchscript": "model.ts", "onnx": "model.onnx", "python": "package", "predictions": ""}
 METRIC_ORDER = {"dice": "desc", "hd95": "asc", "nsd": "desc"}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _TOP = ("name", "title", "task", "labels", "metrics", "limits", "phases")
 _METRICS = ("nsd_tolerance_mm", "ranking", "bootstrap")
-_PHASE = ("hidden", "data", "images", "labels", "formats", "submissions_per_day")
+_PHASE = ("hidden", "data", "images", "labels", "formats", "submissions_per_day", "feedback")
+_FEEDBACK = ("precision", "noise", "subset")
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ class Limits:
         Processes and threads the sandbox user may have (``RLIMIT_NPROC``).
     submissions_per_day
         Submissions per team, phase and UTC day (a phase may set its own).
+    team_concurrency
+        Sandboxes one team may hold at once when the evaluator runs several
+        (``evaluate --workers N``); the others wait, and other teams go first.
     """
 
     time_per_case_s: float = 120.0
@@ -87,6 +94,32 @@ class Limits:
     submission_mb: float = 512.0
     processes: int = 64
     submissions_per_day: int = 5
+    team_concurrency: int = 1
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What teams are shown of a hidden phase's scores (see :mod:`medai_lab.challenge.feedback`).
+
+    Attributes
+    ----------
+    precision
+        Decimal places of shown scores (None: as computed).
+    noise
+        Standard deviation of Gaussian noise added to shown means (0: none); fixed per
+        submission, so asking again does not average it away.
+    subset
+        Share of cases the shown scores are computed on (1.0: all); the same random cases
+        for every submission, unknown to teams.
+    """
+
+    precision: int | None = None
+    noise: float = 0.0
+    subset: float = 1.0
+
+    @property
+    def active(self) -> bool:
+        return self.precision is not None or self.noise > 0 or self.subset < 1.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +132,7 @@ class Phase:
     labels: Path
     formats: tuple[str, ...]
     submissions_per_day: int
+    feedback: Feedback = field(default_factory=Feedback)
 
 
 @dataclass(frozen=True)
@@ -153,6 +187,7 @@ class Spec:
                     "labels": str(p.labels),
                     "formats": list(p.formats),
                     "submissions_per_day": p.submissions_per_day,
+                    "feedback": dataclasses.asdict(p.feedback),
                 }
                 for p in self.phases
             },
@@ -247,7 +282,25 @@ def _phase(name: str, raw: Any, base: Path, limits: Limits) -> Phase:
     per_day = ph.get("submissions_per_day", limits.submissions_per_day)
     if isinstance(per_day, bool) or not isinstance(per_day, int) or per_day < 1:
         raise SpecError(f"{where}.submissions_per_day must be a whole number >= 1")
-    return Phase(name, hidden, images, labels, tuple(dict.fromkeys(formats)), per_day)
+    feedback = _feedback(ph.get("feedback"), f"{where}.feedback")
+    if feedback.active and not hidden:
+        raise SpecError(f"{where}.feedback applies to hidden phases only (set hidden: true)")
+    return Phase(name, hidden, images, labels, tuple(dict.fromkeys(formats)), per_day, feedback)
+
+
+def _feedback(raw: Any, where: str) -> Feedback:
+    data = _mapping(raw or {}, where)
+    _known(data, _FEEDBACK, f"{where}.")
+    precision = data.get("precision")
+    if precision is not None and (
+        isinstance(precision, bool) or not isinstance(precision, int) or not 0 <= precision <= 6
+    ):
+        raise SpecError(f"{where}.precision must be a whole number 0-6, got {precision!r}")
+    noise = _number(data.get("noise", 0.0), f"{where}.noise", low=0.0)
+    subset = _number(data.get("subset", 1.0), f"{where}.subset", low=0.0, strict=True)
+    if subset > 1.0:
+        raise SpecError(f"{where}.subset is a share of cases in (0, 1], got {subset!r}")
+    return Feedback(precision, noise, subset)
 
 
 def _check_cases(images: Path, labels: Path, where: str) -> None:

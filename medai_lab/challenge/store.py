@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS submissions (
     started_at TEXT,
     finished_at TEXT,
     notes TEXT NOT NULL DEFAULT '',
+    lease TEXT,
+    heartbeat_at REAL,
+    claim_seq INTEGER,
     UNIQUE (team, phase, sha256)
 );
 CREATE INDEX IF NOT EXISTS submissions_status ON submissions (status, id);
@@ -63,6 +66,16 @@ CREATE TABLE IF NOT EXISTS scores (
     mlflow_run_id TEXT
 );
 """
+# The daily cap lives in the database: a trigger refuses the row whoever inserts it.
+QUOTA_TABLE = "CREATE TABLE IF NOT EXISTS quotas (phase TEXT PRIMARY KEY, per_day INTEGER NOT NULL)"
+QUOTA_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS submissions_quota BEFORE INSERT ON submissions
+WHEN (SELECT COUNT(*) FROM submissions
+      WHERE team = NEW.team AND phase = NEW.phase AND day = NEW.day)
+     >= (SELECT per_day FROM quotas WHERE phase = NEW.phase)
+BEGIN SELECT RAISE(ABORT, 'submission quota reached'); END
+"""
+LEASE_COLUMNS = {"lease": "TEXT", "heartbeat_at": "REAL", "claim_seq": "INTEGER"}
 METRIC_COLUMNS = ("dice", "hd95", "nsd")
 
 
@@ -100,6 +113,22 @@ class Store:
         with self.connect() as con:
             con.execute("PRAGMA journal_mode = WAL")
             con.executescript(SCHEMA)
+            con.execute(QUOTA_TABLE)
+            con.execute(QUOTA_TRIGGER)
+
+    def migrate(self, con: sqlite3.Connection) -> None:
+        """Bring a database made by an older version up to date (inside a write transaction)."""
+        have = {r[1] for r in con.execute("PRAGMA table_info(submissions)")}
+        for col, kind in LEASE_COLUMNS.items():
+            if col not in have:
+                con.execute(f"ALTER TABLE submissions ADD COLUMN {col} {kind}")
+        con.execute(QUOTA_TABLE)
+        con.execute(QUOTA_TRIGGER)
+
+    def set_quotas(self, con: sqlite3.Connection, per_day: dict[str, int]) -> None:
+        """The daily cap per phase, as the spec says (the trigger enforces it)."""
+        self.migrate(con)
+        con.executemany("INSERT OR REPLACE INTO quotas VALUES (?, ?)", list(per_day.items()))
 
     # --- submissions ----------------------------------------------------------------------
 
@@ -138,34 +167,19 @@ class Store:
         with self.connect() as con:
             return [dict(r) for r in con.execute(sql + " ORDER BY id", args)]
 
-    def claim(self) -> dict[str, Any] | None:
-        """Mark the oldest queued submission running and return it (None: queue empty)."""
-        with self.connect(write=True) as con:
-            row = con.execute(
-                "SELECT * FROM submissions WHERE status = 'queued' ORDER BY id LIMIT 1"
-            ).fetchone()
-            if row is None:
-                return None
-            con.execute(
-                "UPDATE submissions SET status = 'running', started_at = ? WHERE id = ?",
-                (utc_now().isoformat(timespec="seconds"), row["id"]),
-            )
-        return {**dict(row), "status": "running"}
-
-    def requeue_stale(self) -> int:
-        """Put submissions left 'running' by a killed evaluator back in the queue."""
-        with self.connect(write=True) as con:
-            cur = con.execute(
-                "UPDATE submissions SET status = 'queued', started_at = NULL "
-                "WHERE status = 'running'"
-            )
-            return cur.rowcount
-
     def finish(self, submission_id: int, status: str, notes: Sequence[str] = ()) -> None:
         with self.connect(write=True) as con:
             con.execute(
                 "UPDATE submissions SET status = ?, finished_at = ?, notes = ? WHERE id = ?",
                 (status, utc_now().isoformat(timespec="seconds"), "; ".join(notes), submission_id),
+            )
+
+    def add_note(self, submission_id: int, note: str) -> None:
+        with self.connect(write=True) as con:
+            con.execute(
+                "UPDATE submissions SET notes = CASE WHEN notes = '' THEN ? "
+                "ELSE notes || '; ' || ? END WHERE id = ?",
+                (note, note, submission_id),
             )
 
     # --- results --------------------------------------------------------------------------
@@ -179,25 +193,36 @@ class Store:
     ) -> None:
         """Case outcomes, per-case metric rows and the aggregate score, in one transaction."""
         with self.connect(write=True) as con:
-            for table in ("cases", "metrics", "scores"):
-                con.execute(f"DELETE FROM {table} WHERE submission_id = ?", (submission_id,))
-            con.executemany(
-                "INSERT INTO cases VALUES (?, ?, ?, ?)",
-                [(submission_id, c, s, t) for c, (s, t) in sorted(cases.items())],
-            )
-            con.executemany(
-                "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (submission_id, r["case"], int(r["label"]), str(r["label_name"]),
-                     _real(r["dice"]), _real(r["hd95"]), _real(r["nsd"]),
-                     int(r["truth_voxels"]), int(r["pred_voxels"]))
-                    for r in rows
-                ],
-            )  # fmt: skip
-            cols = ["submission_id", *score]
-            values = [submission_id, *(_json_or_real(v) for v in score.values())]
-            marks = ", ".join("?" for _ in cols)
-            con.execute(f"INSERT INTO scores ({', '.join(cols)}) VALUES ({marks})", values)
+            self.write_results(con, submission_id, cases, rows, score)
+
+    def write_results(
+        self,
+        con: sqlite3.Connection,
+        submission_id: int,
+        cases: dict[str, tuple[str, float | None]],
+        rows: list[dict[str, Any]],
+        score: dict[str, Any],
+    ) -> None:
+        """:meth:`save_results` inside the caller's transaction."""
+        for table in ("cases", "metrics", "scores"):
+            con.execute(f"DELETE FROM {table} WHERE submission_id = ?", (submission_id,))
+        con.executemany(
+            "INSERT INTO cases VALUES (?, ?, ?, ?)",
+            [(submission_id, c, s, t) for c, (s, t) in sorted(cases.items())],
+        )
+        con.executemany(
+            "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (submission_id, r["case"], int(r["label"]), str(r["label_name"]),
+                 _real(r["dice"]), _real(r["hd95"]), _real(r["nsd"]),
+                 int(r["truth_voxels"]), int(r["pred_voxels"]))
+                for r in rows
+            ],
+        )  # fmt: skip
+        cols = ["submission_id", *score]
+        values = [submission_id, *(_json_or_real(v) for v in score.values())]
+        marks = ", ".join("?" for _ in cols)
+        con.execute(f"INSERT INTO scores ({', '.join(cols)}) VALUES ({marks})", values)
 
     def set_run_id(self, submission_id: int, run_id: str) -> None:
         with self.connect(write=True) as con:

@@ -111,7 +111,7 @@ def store(cand: Candidate, root: Path, sha: str) -> Path:
                 raise
     finally:
         if tmp.exists():
-            _writable(tmp)
+            make_removable(tmp)
             shutil.rmtree(tmp, ignore_errors=True)
     return final
 
@@ -267,6 +267,7 @@ def _read_only(folder: Path) -> None:
         os.chmod(dirpath, 0o555)
 
 
-def _writable(folder: Path) -> None:
+def make_removable(folder: Path) -> None:
+    """Undo the read-only modes of a stored copy, so it can be deleted."""
     for dirpath, _, _ in os.walk(folder):
         os.chmod(dirpath, 0o755)

@@ -171,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         return 5
     for note in notes:
         ctl.send("note", note)
+    if cfg.get("gpu_memory_fraction"):
+        # one home for the cap (the hub's kernels use it too); applied when torch loads
+        from medai_lab.hub.memory import install
+
+        install({"MEDAI_GPU_MEMORY_FRACTION": str(cfg["gpu_memory_fraction"])})
+        ctl.send("note", "gpu_memory=capped")
     os.chdir(Path(cfg["workdir"]) / "tmp")
     return serve(cfg, ctl)
 
