@@ -23,6 +23,7 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from medai_lab.challenge.spec import Spec
 
@@ -112,11 +113,16 @@ def read_claims(
         status, seconds = item if isinstance(item, list) and len(item) == 2 else ("not_run", None)
         if status != "ok" and status not in CATEGORIES:
             status = "crash"
-        ok_time = isinstance(seconds, int | float) and math.isfinite(seconds)
-        out[c] = (status, min(max(float(seconds), 0.0), spec.limits.time_per_case_s) if ok_time
-                  else None)  # fmt: skip
+        out[c] = (status, _bounded(seconds, spec.limits.time_per_case_s))
     kept = [n for n in notes if isinstance(n, str) and len(n) < 80 and n.isascii()][:20]
     return out, kept
+
+
+def _bounded(seconds: Any, limit: float) -> float | None:
+    """A reported duration as a number in [0, limit], or None."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return None
+    return min(max(float(seconds), 0.0), limit) if math.isfinite(seconds) else None
 
 
 def copy_predictions(src: Path, dst: Path, names: list[str], max_mb: float) -> None:

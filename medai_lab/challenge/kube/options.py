@@ -51,9 +51,9 @@ class KubeOptions:
         can only mount claims of its own namespace).
     image
         Image with medai-lab installed (the single-user image of the hub).
-    run_as_user, run_as_group, fs_group
-        Non-root user and groups of both containers (the evaluator's account, which owns the
-        challenge folder).
+    run_as_user, run_as_group
+        Non-root user and group of both containers: the evaluator's account, which owns the
+        challenge folder (the data claims must be readable by it).
     data_claim
         Existing claim with the phases' images and labels (default ``medai-<name>-hidden-data``).
     labels_claim
@@ -73,7 +73,6 @@ class KubeOptions:
     image_pull_policy: str = _default("image_pull_policy")
     run_as_user: int = _default("run_as_user")
     run_as_group: int = _default("run_as_group")
-    fs_group: int = _default("fs_group")
     gpu_resource: str = _default("gpu_resource")
     gpu_tolerations: tuple[dict[str, str], ...] = field(
         default_factory=lambda: tuple(defaults()["gpu_tolerations"])
@@ -98,7 +97,7 @@ class KubeOptions:
             raise KubeError(f"image {self.image!r} is not an image reference")
         if self.image_pull_policy not in ("Always", "IfNotPresent", "Never"):
             raise KubeError("image pull policy must be Always, IfNotPresent or Never")
-        for name in ("run_as_user", "run_as_group", "fs_group"):
+        for name in ("run_as_user", "run_as_group"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise KubeError(f"{name.replace('_', '-')} must be a user/group id >= 1 (not root)")

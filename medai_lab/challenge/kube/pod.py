@@ -77,11 +77,12 @@ def security_context(opts: KubeOptions) -> dict[str, Any]:
 
 
 def pod_security_context(opts: KubeOptions) -> dict[str, Any]:
+    # No fsGroup: Kubernetes would re-own the whole challenge claim on every pod start
+    # (group-writable for every run); the pods run as the owner of the challenge folder.
     return {
         "runAsNonRoot": True,
         "runAsUser": opts.run_as_user,
         "runAsGroup": opts.run_as_group,
-        "fsGroup": opts.fs_group,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 
