@@ -145,7 +145,22 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--cull-timeout", type=int, default=3600, metavar="S", help="0: no culling")
     p.add_argument("--cull-every", type=int, default=300, metavar="S")
     p.add_argument("--pacs", action="store_true", help="a workshop PACS at /services/pacs")
-    p.add_argument("--challenge", default="", metavar="DIR", help="run the hackathon evaluator")
+    p.add_argument(
+        "--challenge",
+        default="",
+        metavar="DIR",
+        help="hackathon: serve /services/challenge (hub users submit from the Lab or with "
+        "`medai-lab challenge submit --hub URL`), make DIR readable only by the hub's account, "
+        "and run the evaluator",
+    )
+    p.add_argument(
+        "--challenge-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="submissions scored at once by the hub's evaluator (0: run `medai-lab challenge "
+        "evaluate` yourself)",
+    )
     p.add_argument("--server-cmd", default="", help="single-user command (default: singleuser)")
     p.add_argument("--default-url", default="/lab")
     p.add_argument("--log-level", default="INFO")
@@ -200,6 +215,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         cull_every=args.cull_every,
         pacs=args.pacs,
         challenge_dir=str(Path(args.challenge).resolve()) if args.challenge else "",
+        challenge_workers=args.challenge_workers,
         server_cmd=shlex.split(args.server_cmd),
         default_url=args.default_url,
         log_level=args.log_level,
@@ -224,6 +240,10 @@ def _check(settings: Any) -> list[str]:
             "`useradd --system --no-create-home --shell /usr/sbin/nologin medai` makes one), "
             "run the hub as an ordinary user, or --allow-root if every hub user may be root here"
         )
+    if settings.challenge_dir:  # one clear line now, not a service that keeps restarting
+        from medai_lab.challenge.api import Challenge
+
+        Challenge.open(settings.challenge_dir)
     warnings = []
     if settings.run_as and settings.isolation == "shared":
         _check_account(settings)
@@ -281,6 +301,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"hub: {settings.public_url}  (config {config})")
     if settings.mlflow:
         print(f"MLflow: {settings.mlflow_uri}  (store {_redact(settings.mlflow_store)})")
+    if settings.challenge_dir:
+        print(f"challenge: {settings.public_url}/services/challenge  ({settings.challenge_dir})")
     if args.print_config:
         print(" ".join(shlex.quote(c) for c in command))
         return 0

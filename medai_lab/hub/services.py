@@ -1,4 +1,4 @@
-"""The hub-managed services: MLflow (behind hub auth), the idle culler, workshop PACS, evaluator.
+"""The hub-managed services: MLflow (behind hub auth), the idle culler, workshop PACS, challenge.
 
 Each function returns the ``c.JupyterHub.services`` entry and, where needed, the role that
 grants it API scopes. Services run as the hub's account and are restarted by the hub if
@@ -12,12 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medai_lab.challenge.service import SERVICE as CHALLENGE
 from medai_lab.hub.settings import HubSettings
 
 MLFLOW = "mlflow"
 CULLER = "idle-culler"
 PACS = "pacs"
-EVALUATOR = "evaluator"
+EVALUATOR = CHALLENGE  # one service: the submission endpoint supervises the evaluator
 
 
 def _tool(name: str) -> str:
@@ -129,16 +130,34 @@ def pacs_service(s: HubSettings) -> dict[str, Any]:
 
 
 def evaluator_service(s: HubSettings) -> dict[str, Any]:
-    """The hackathon evaluator: scores queued submissions of ``challenge_dir`` as they come."""
-    command = [_tool("medai-lab"), "challenge", "evaluate", s.challenge_dir, "--watch", "1e9"]
-    if not s.mlflow:
-        command.append("--no-track")
+    """The hackathon at ``/services/challenge``: hub users submit, the evaluator scores.
+
+    Runs as the hub's account (the evaluator's account), which alone can read the challenge
+    folder: the service makes it private, takes submissions from hub users over HTTP
+    (:mod:`medai_lab.challenge.service`), and supervises ``medai-lab challenge evaluate``
+    (``challenge_workers`` at once; 0: no evaluator, the organiser runs it).
+    """
+    command = [sys.executable, "-m", "medai_lab.challenge.service", "--dir", s.challenge_dir]
+    if s.challenge_workers > 0:
+        evaluate = [_tool("medai-lab"), "challenge", "evaluate", s.challenge_dir, "--watch", "1e9"]
+        if s.challenge_workers > 1:
+            evaluate += ["--workers", str(s.challenge_workers)]
+        if not s.mlflow:
+            evaluate.append("--no-track")
+        command += ["--", *evaluate]
     # The evaluator runs on the hub machine as the hub's account: it writes to the store directly.
     env = {"MLFLOW_TRACKING_URI": s.mlflow_store} if s.mlflow else {}
-    return {"name": EVALUATOR, "command": command, "environment": env}
+    return {
+        "name": EVALUATOR,
+        "url": f"http://127.0.0.1:{s.challenge_service_port}",
+        "command": command,
+        "environment": env,
+        "info": {"description": "hackathon submissions, status and leaderboard"},
+    }
 
 
 def access_scopes(s: HubSettings) -> list[str]:
     """``access:services`` scopes every user (and their servers' tokens) get."""
     names = ([MLFLOW] if s.mlflow else []) + ([PACS] if s.pacs else [])
+    names += [CHALLENGE] if s.challenge_dir else []
     return [f"access:services!service={n}" for n in names]

@@ -52,6 +52,8 @@ class HubSettings:
     pacs_http_port: int = 0
     pacs_service_port: int = 0
     challenge_dir: str = ""
+    challenge_workers: int = 1  # evaluator sandboxes at once; 0: the organiser runs the evaluator
+    challenge_service_port: int = 0
     server_cmd: list[str] = field(default_factory=list)
     server_env: dict[str, str] = field(default_factory=dict)
     default_url: str = "/lab"
@@ -109,6 +111,7 @@ class HubSettings:
             "mlflow_service_port",
             "pacs_http_port",
             "pacs_service_port",
+            "challenge_service_port",
         ):
             if not getattr(self, name):
                 setattr(self, name, free_port())

@@ -171,10 +171,14 @@ def handlers(base_url: str) -> list[tuple[str, type[APIHandler]]]:
     """(URL pattern, handler) pairs under ``base_url``."""
     from jupyter_server.utils import url_path_join
 
+    from medai_lab.server.challenge import challenge_handlers
+
     api = url_path_join(base_url, "medai-lab", "api")
     return [
+        *challenge_handlers(api),
         (url_path_join(api, "templates"), TemplatesHandler),
         (url_path_join(api, "gpus"), GpusHandler),
         (url_path_join(api, "share"), ShareHandler),
         (url_path_join(api, "volume"), VolumeHandler),
+        *__import__("medai_lab.server.labels_save").server.labels_save.labels_save_handlers(api),
     ]
