@@ -34,6 +34,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--challenge-claim", help="existing claim with the challenge folder")
     p.add_argument("--storage-class", help="storage class of the generated challenge claim")
     p.add_argument("--run-as-user", type=int, help="non-root user id of the pods")
+    p.add_argument(
+        "--gpu-resource",
+        metavar="NAME",
+        help="resource a GPU submission gets (default nvidia.com/gpu; a MIG slice "
+        "such as nvidia.com/mig-1g.10gb caps its GPU memory)",
+    )
     p.set_defaults(func=run)  # fmt: skip
 
 
@@ -50,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         challenge_claim=args.challenge_claim,
         storage_class=args.storage_class,
         run_as_user=args.run_as_user,
+        gpu_resource=args.gpu_resource,
     )
     spec, root = open_source(args.dir)
     files = {"setup.yaml": base_manifests(spec, opts)}

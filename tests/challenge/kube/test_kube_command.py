@@ -10,7 +10,7 @@ import yaml
 from challenge_helpers import HONEST, spec_dict, write_package
 from kube_helpers import TEAM, validate_all
 
-from medai_lab.challenge import SpecError
+from medai_lab.challenge import Challenge, SpecError
 from medai_lab.challenge.kube import KubeError
 from medai_lab.challenge.kube.command import add_parser
 
@@ -60,6 +60,22 @@ def test_a_spec_file_gives_the_setup_only(phases: dict[str, Path], tmp_path: Pat
     assert [p.name for p in (tmp_path / "k8s").iterdir()] == ["setup.yaml"]
     with pytest.raises(KubeError, match="challenge folder"):
         kube(str(spec_file), "--out", str(tmp_path / "k8s"), "--submission", "1")
+
+
+def test_a_gpu_challenge_can_ask_for_a_mig_slice(phases: dict[str, Path], tmp_path: Path) -> None:
+    spec_file = tmp_path / "challenge.yaml"
+    spec_file.write_text(yaml.safe_dump(spec_dict(phases, gpu=True)))
+    ch_dir = tmp_path / "hack"
+    ch = Challenge.create(ch_dir, spec_file)
+    row = ch.submit(write_package(tmp_path / "pkg", HONEST), team="owls", phase="test")
+    out = tmp_path / "k8s"
+    assert kube(str(ch_dir), "--out", str(out), "--submission", str(row["id"]),
+                "--gpu-resource", "nvidia.com/mig-1g.10gb") == 0  # fmt: skip
+    docs = [d for f in sorted(out.iterdir()) for d in yaml.safe_load_all(f.read_text())]
+    validate_all(docs)
+    job = next(d for d in docs if d["kind"] == "Job")
+    limits = job["spec"]["template"]["spec"]["initContainers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/mig-1g.10gb"] == "1" and "nvidia.com/gpu" not in limits
 
 
 def test_a_bad_spec_value_is_one_line_and_writes_nothing(
