@@ -15,7 +15,8 @@ from medai_lab.challenge.service.archive import pack, unpack
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    files = (p for p in folder.rglob("*") if p.is_file())
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in files}
 
 
 def test_a_folder_round_trips_byte_for_byte(tmp_path):
@@ -44,7 +45,7 @@ def test_a_model_file_travels_with_its_sidecar(tmp_path):
 
 def test_a_model_without_its_sidecar_is_refused_before_upload(tmp_path):
     (tmp_path / "liver.ts").write_bytes(b"x")
-    with pytest.raises(ChallengeError, match="liver.ts"):
+    with pytest.raises(ChallengeError, match=r"liver\.ts"):
         pack(tmp_path / "liver.ts", tmp_path)
 
 
@@ -71,9 +72,10 @@ def _link(name: str) -> zipfile.ZipInfo:
         ([(_link("data"), b"/root")], "link"),
         ([("big.bin", b"\0" * 4096)], "more than"),
         pytest.param(
-            [("a.txt", b"1"), ("a.txt", b"2")], "twice",
+            [("a.txt", b"1"), ("a.txt", b"2")],
+            "twice",
             marks=pytest.mark.filterwarnings("ignore:Duplicate name"),
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_hostile_archives_are_refused(tmp_path, entries, needle):
