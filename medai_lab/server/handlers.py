@@ -172,6 +172,7 @@ def handlers(base_url: str) -> list[tuple[str, type[APIHandler]]]:
     from jupyter_server.utils import url_path_join
 
     from medai_lab.server.challenge import challenge_handlers
+    from medai_lab.server.labels_save import labels_save_handlers
 
     api = url_path_join(base_url, "medai-lab", "api")
     return [
@@ -180,5 +181,5 @@ def handlers(base_url: str) -> list[tuple[str, type[APIHandler]]]:
         (url_path_join(api, "gpus"), GpusHandler),
         (url_path_join(api, "share"), ShareHandler),
         (url_path_join(api, "volume"), VolumeHandler),
-        *__import__("medai_lab.server.labels_save").server.labels_save.labels_save_handlers(api),
+        *labels_save_handlers(api),
     ]
