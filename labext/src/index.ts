@@ -10,6 +10,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { ContentsManager } from '@jupyterlab/services';
 
 import { PLUGIN_ID } from './api';
+import { challengePlugin } from './challenge';
 import { GpuStatus } from './gpu';
 import { activateLauncher } from './launcher';
 import { Settings } from './settings';
@@ -199,4 +200,4 @@ const gpuPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, viewerPlugin, gpuPlugin];
+export default [plugin, viewerPlugin, gpuPlugin, challengePlugin];
