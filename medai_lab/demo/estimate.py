@@ -8,10 +8,14 @@ run's length from the config (cases, epochs, validation rounds, windows per volu
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from medai_lab.tasks.schema import TrainConfig
 
 # Lightning start-up, caching, export and MLflow logging per run, in units of the measured
 # step time (they slow down with the machine like the steps do): 20 steps' worth was what the
@@ -59,7 +63,7 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h {rest:02d} min"
 
 
-def measure(cfg: dict[str, Any], steps: int = 4) -> StepTimes:
+def measure(cfg: TrainConfig, steps: int = 4) -> StepTimes:
     """Time ``steps`` optimiser steps and two inference batches of ``cfg``'s network.
 
     One warm-up step runs first (allocations, oneDNN kernel choice); the median is kept.
@@ -71,9 +75,9 @@ def measure(cfg: dict[str, Any], steps: int = 4) -> StepTimes:
     module = SegmentationModule(cfg)
     net, loss_fn = module.net, module.loss_fn
     n_labels = max(module.labels) + 1
-    batch = int(cfg["data"]["batch_size"])
-    patch = [int(p) for p in cfg["task"]["patch_size"]]
-    channels = int(cfg["task"].get("in_channels", 1))
+    batch = cfg.data.batch_size
+    patch = list(cfg.task.patch_size)
+    channels = cfg.task.in_channels
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, channels, *patch, generator=gen)
     y = torch.randint(0, n_labels, (batch, 1, *patch), generator=gen).float()
@@ -87,7 +91,7 @@ def measure(cfg: dict[str, Any], steps: int = 4) -> StepTimes:
         opt.step()
         times.append(time.perf_counter() - start)
     net.eval()
-    sw = torch.randn(int(cfg["eval"]["sw_batch_size"]), channels, *patch, generator=gen)
+    sw = torch.randn(cfg.eval.sw_batch_size, channels, *patch, generator=gen)
     infer = []
     with torch.no_grad():
         for _ in range(2):
@@ -102,33 +106,31 @@ def _median(values: list[float]) -> float:
     return ordered[len(ordered) // 2]
 
 
-def windows_per_volume(cfg: dict[str, Any]) -> int:
+def windows_per_volume(cfg: TrainConfig) -> int:
     """Sliding windows over one phantom volume resampled to the task's spacing."""
-    ph, task, ev = cfg["data"]["phantom"], cfg["task"], cfg["eval"]
+    ph, task = cfg.data.phantom, cfg.task
     total = 1
-    for n, sp, target, roi in zip(
-        ph["shape"], ph["spacing"], task["spacing"], task["patch_size"], strict=True
-    ):
-        size = math.ceil(int(n) * float(sp) / float(target))
-        stride = max(1, int(int(roi) * (1 - float(ev["overlap"]))))
-        total *= 1 if size <= int(roi) else math.ceil((size - int(roi)) / stride) + 1
+    for n, sp, target, roi in zip(ph.shape, ph.spacing, task.spacing, task.patch_size, strict=True):
+        size = math.ceil(n * sp / target)
+        stride = max(1, int(roi * (1 - cfg.eval.overlap)))
+        total *= 1 if size <= roi else math.ceil((size - roi) / stride) + 1
     return total
 
 
-def estimate(cfg: dict[str, Any], times: StepTimes, write_phantoms: bool = True) -> Estimate:
+def estimate(cfg: TrainConfig, times: StepTimes, write_phantoms: bool = True) -> Estimate:
     """Seconds ``train_and_evaluate`` needs for ``cfg`` at the measured speed.
 
     Training steps, validation rounds (sliding windows over every validation case), the final
     prediction of the validation cases from the export, and writing the phantoms.
     """
-    d, t = cfg["data"], cfg["trainer"]
-    cases = int(d["phantom"]["cases"])
-    n_val = min(max(1, round(cases * float(d["val_fraction"]))), max(1, cases - 1))
+    d, t = cfg.data, cfg.trainer
+    cases = d.phantom.cases
+    n_val = min(max(1, round(cases * d.val_fraction)), max(1, cases - 1))
     n_train = max(1, cases - n_val)
-    spe = math.ceil(n_train * int(d["samples_per_volume"]) / int(d["batch_size"]))
-    epochs = int(t["max_epochs"])
-    rounds = max(1, epochs // max(1, int(t["check_val_every_n_epoch"])))
-    batches = math.ceil(windows_per_volume(cfg) / int(cfg["eval"]["sw_batch_size"]))
+    spe = math.ceil(n_train * d.samples_per_volume / d.batch_size)
+    epochs = t.max_epochs
+    rounds = max(1, epochs // max(1, t.check_val_every_n_epoch))
+    batches = math.ceil(windows_per_volume(cfg) / cfg.eval.sw_batch_size)
     per_val_case = batches * times.infer_batch_s
     train_s = epochs * spe * times.train_step_s
     # validation rounds during training, plus the export's prediction of the same cases
@@ -139,15 +141,13 @@ def estimate(cfg: dict[str, Any], times: StepTimes, write_phantoms: bool = True)
 
 
 def fit_epochs(
-    cfg: dict[str, Any], times: StepTimes, budget_s: float, lo: int = 1, hi: int = 12
+    cfg: TrainConfig, times: StepTimes, budget_s: float, lo: int = 1, hi: int = 12
 ) -> int:
     """The most epochs (``lo``..``hi``) whose estimate stays within ``budget_s``."""
     best = lo
     for epochs in range(lo, hi + 1):
-        trial = {
-            **cfg,
-            "trainer": {**cfg["trainer"], "max_epochs": epochs, "check_val_every_n_epoch": epochs},
-        }
+        every = dataclasses.replace(cfg.trainer, max_epochs=epochs, check_val_every_n_epoch=epochs)
+        trial = dataclasses.replace(cfg, trainer=every)
         if estimate(trial, times).seconds <= budget_s:
             best = epochs
     return best

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medai_lab.demo.estimate import (
     Estimate,
@@ -24,6 +24,9 @@ from medai_lab.demo.estimate import (
     measure,
 )
 from medai_lab.demo.steps import Steps
+
+if TYPE_CHECKING:
+    from medai_lab.tasks.schema import TrainConfig
 
 DICE_TARGET = 0.9  # what the cpu preset must reach on every task's phantoms
 EXPERIMENT = "medai-lab-demo"
@@ -41,15 +44,15 @@ def quick_overrides(epochs: int, cases: int = QUICK_CASES) -> tuple[str, ...]:
     )
 
 
-def _measure(cfg: dict[str, Any], phantom_s: float, cache: dict) -> StepTimes:
+def _measure(cfg: TrainConfig, phantom_s: float, cache: dict[str, StepTimes]) -> StepTimes:
     """Step times of ``cfg``'s network, measured once per network shape."""
     key = json.dumps(
         [
-            cfg["model"],
-            cfg["task"]["patch_size"],
-            cfg["data"]["batch_size"],
-            len(cfg["task"]["labels"]),
-            cfg["eval"]["sw_batch_size"],
+            cfg.model.as_dict(),
+            list(cfg.task.patch_size),
+            cfg.data.batch_size,
+            len(cfg.task.labels),
+            cfg.eval.sw_batch_size,
         ],
         sort_keys=True,
     )
@@ -102,13 +105,13 @@ def model_part(
     from medai_lab.tasks.config import compose
     from medai_lab.tasks.suite import train_and_evaluate
 
-    cache: dict = {}
+    cache: dict[str, StepTimes] = {}
     plans: list[tuple[str, tuple[str, ...], Estimate]] = []
     for name in tasks:
         overrides: tuple[str, ...] = ()
         if quick_deadline is not None:
             # never more phantoms than the preset itself uses (the cpu preset: 80)
-            cases = min(QUICK_CASES, int(compose(name, preset)["data"]["phantom"]["cases"]))
+            cases = min(QUICK_CASES, compose(name, preset).data.phantom.cases)
             cfg = compose(name, preset, quick_overrides(1, cases))
             times = _measure(cfg, phantom_s, cache)
             budget = quick_deadline - time.perf_counter() - AFTER_TRAINING_S
@@ -146,7 +149,7 @@ def model_part(
     )
 
 
-def _speed(cache: dict) -> str:
+def _speed(cache: dict[str, StepTimes]) -> str:
     times = next(iter(cache.values()))
     return f"{times.train_step_s:.2f} s/step"
 

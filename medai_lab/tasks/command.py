@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from medai_lab import catalogue
 from medai_lab.errors import MedaiError
 from medai_lab.tasks.config import PRESETS
+
+if TYPE_CHECKING:
+    from medai_lab.tasks.result import TrainResult
 
 EXPORT_CHOICES = ("torchscript", "onnx")
 
@@ -74,11 +78,11 @@ def main(argv: Sequence[str] | None = None, task: str | None = None) -> int:
     return 0
 
 
-def format_result(result: object) -> str:
+def format_result(result: TrainResult) -> str:
     """One line per label, then checkpoint, exports and the MLflow run."""
     m, labels = result.metrics, result.module.labels
     lines = [
-        f"{result.config['task']['name']}: mean Dice {m.get('dice_mean', float('nan')):.3f}"
+        f"{result.config.task.name}: mean Dice {m.get('dice_mean', float('nan')):.3f}"
         f" ({result.seconds:.0f} s)"
     ]
     for name in labels.values():
@@ -87,8 +91,8 @@ def format_result(result: object) -> str:
             f"NSD {m[f'nsd/{name}']:.3f}"
         )
     lines.append(f"  best checkpoint: {result.best_checkpoint}")
-    for fmt, path in result.extra.get("exports", {}).items():
+    for fmt, path in result.exports.items():
         lines.append(f"  {fmt}: {path}")
-    if result.extra.get("mlflow_run_id"):
-        lines.append(f"  MLflow run: {result.extra['mlflow_run_id']}")
+    if result.mlflow_run_id:
+        lines.append(f"  MLflow run: {result.mlflow_run_id}")
     return "\n".join(lines)

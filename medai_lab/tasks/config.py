@@ -15,7 +15,9 @@ selected) for settings that exist in one option only, e.g. ``"model/unet": {mode
 Order (last wins): root, group files, preset (its parents first, then its conditional blocks),
 command-line overrides. Overrides are ``key=value``, ``--key value`` or ``--key=value``; a key
 without a dot that names a group switches the option (``model=segresnet``). Values are parsed as
-YAML (``5``, ``1e-3``, ``[64, 64, 32]``, ``null``). Keys that do not exist are an error.
+YAML (``5``, ``1e-3``, ``[64, 64, 32]``, ``null``). Keys that do not exist are an error, and so
+is a value of the wrong kind: the merged dict is validated once into the typed, frozen views of
+:mod:`medai_lab.tasks.schema`.
 """
 
 from __future__ import annotations
@@ -28,14 +30,16 @@ from typing import Any
 
 from medai_lab import catalogue
 from medai_lab.errors import MedaiError
+from medai_lab.tasks.schema import ConfigError, TrainConfig
+
+__all__ = [
+    "CONFIG_DIR", "GROUPS", "PRESETS", "ConfigError", "TrainConfig", "compose", "flatten",
+    "get_key", "options", "parse_overrides", "parse_value", "set_key",
+]  # fmt: skip
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 GROUPS: tuple[str, ...] = ("task", "model", "optim", "data", "trainer", "eval")
 PRESETS: tuple[str, ...] = ("smoke", "cpu", "gpu", "ddp")
-
-
-class ConfigError(MedaiError):
-    """A config key, group option, preset or override value is not valid."""
 
 
 def options(group: str) -> list[str]:
@@ -48,7 +52,7 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
 
 
-def compose(task: str, preset: str | None = "cpu", overrides: Sequence[str] = ()) -> dict:
+def compose(task: str, preset: str | None = "cpu", overrides: Sequence[str] = ()) -> TrainConfig:
     """Resolve the config of one run.
 
     Parameters
@@ -62,9 +66,10 @@ def compose(task: str, preset: str | None = "cpu", overrides: Sequence[str] = ()
 
     Returns
     -------
-    dict
-        Plain nested dict (YAML types only). ``preset`` and ``choices`` (group -> option) are
-        recorded in it so a logged config says how it was built.
+    TrainConfig
+        Typed, frozen and validated (``cfg.trainer.max_epochs``); ``cfg.as_dict()`` is the plain
+        nested dict (YAML types only). ``preset`` and ``choices`` (group -> option) are recorded
+        so a logged config says how it was built.
     """
     root = _load(CONFIG_DIR / "config.yaml")
     choices: dict[str, str] = dict(root.pop("defaults", {}) or {})
@@ -112,7 +117,7 @@ def compose(task: str, preset: str | None = "cpu", overrides: Sequence[str] = ()
                     _merge(cfg, block, where=f"preset {name!r} ({key})")
     for key, value in dotted:
         set_key(cfg, key, value)
-    return cfg
+    return TrainConfig.from_dict(cfg)
 
 
 def parse_overrides(overrides: Iterable[str]) -> list[tuple[str, Any]]:

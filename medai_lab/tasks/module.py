@@ -17,7 +17,7 @@ import importlib.util
 import math
 import random
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from medai_lab.inference.postprocess import keep_largest
 from medai_lab.tasks.checkpoint import export_contract, model_contract
 from medai_lab.tasks.config import ConfigError
 from medai_lab.tasks.overlay import overlay_figure
+from medai_lab.tasks.schema import TrainConfig
 
 __all__ = [
     "SegmentationModule",
@@ -68,7 +69,9 @@ def build_network(model: Mapping[str, Any], in_channels: int, out_channels: int)
     """The MONAI network named by ``model["name"]``; other keys are its keyword arguments."""
     from monai.networks.nets import SegResNet, SwinUNETR, UNet
 
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in model.items() if k != "name"}
+    kwargs: dict[str, Any] = {
+        k: (tuple(v) if isinstance(v, list) else v) for k, v in model.items() if k != "name"
+    }
     name = model["name"]
     if name == "swinunetr" and importlib.util.find_spec("einops") is None:
         # MONAI imports einops lazily: without this check the error would come mid-epoch.
@@ -112,37 +115,37 @@ class SegmentationModule(pl.LightningModule):
         ``SegmentationModule.load_from_checkpoint(path)`` rebuilds the same network.
     """
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: TrainConfig | Mapping[str, Any]) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        self.config = config
-        task = config["task"]
-        self.labels: dict[int, str] = {int(k): str(v) for k, v in task["labels"].items()}
-        self.labels.pop(0, None)
+        cfg = TrainConfig.from_dict(config)
+        # plain YAML types in the checkpoint: it loads with torch.load(weights_only=True)
+        self.save_hyperparameters({"config": cfg.as_dict()})
+        self.config = cfg
+        task = cfg.task
+        self.labels: dict[int, str] = {k: v for k, v in task.labels.items() if k != 0}
         if not self.labels:
             raise ConfigError("task.labels lists no foreground label")
-        self.patch_size = [int(p) for p in task["patch_size"]]
-        div = patch_divisor(config["model"])
+        self.patch_size = list(task.patch_size)
+        div = patch_divisor(cfg.model)
         # SwinUNETR's bottleneck is patch/32 and instance norm needs more than one voxel there.
-        low = 2 * div if config["model"]["name"] == "swinunetr" else div
+        low = 2 * div if cfg.model.name == "swinunetr" else div
         if any(p % div or p < low for p in self.patch_size):
             raise ConfigError(
                 f"task.patch_size {self.patch_size} must be multiples of {div} (at least "
-                f"{low}) for {config['model']['name']}"
+                f"{low}) for {cfg.model.name}"
             )
-        self.net = build_network(
-            config["model"], int(task.get("in_channels", 1)), max(self.labels) + 1
-        )
+        self.net = build_network(cfg.model, task.in_channels, max(self.labels) + 1)
         from monai.losses import DiceCELoss
 
+        loss = cfg.loss
         self.loss_fn = DiceCELoss(
             to_onehot_y=True,
             softmax=True,
-            include_background=bool(config["loss"]["include_background"]),
-            lambda_dice=float(config["loss"]["lambda_dice"]),
-            lambda_ce=float(config["loss"]["lambda_ce"]),
-            batch=bool(config["loss"]["batch"]),
-            weight=_class_weights(config["loss"].get("class_weights"), max(self.labels) + 1),
+            include_background=loss.include_background,
+            lambda_dice=loss.lambda_dice,
+            lambda_ce=loss.lambda_ce,
+            batch=loss.batch,
+            weight=_class_weights(loss.class_weights, max(self.labels) + 1),
         )
         self.case_metrics = pd.DataFrame(columns=CASE_COLUMNS)
         self.val_examples: dict[str, dict[str, Any]] = {}
@@ -166,32 +169,33 @@ class SegmentationModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._trained_epoch, self._loaded_epoch = int(self.current_epoch), None
 
-    def configure_optimizers(self) -> dict[str, Any]:
-        opt = self.config["optim"]
-        name, lr, wd = opt["name"], float(opt["lr"]), float(opt["weight_decay"])
+    def configure_optimizers(self) -> Any:  # Lightning's optimiser + scheduler dict
+        opt = self.config.optim
+        name, lr, wd = opt.name, opt.lr, opt.weight_decay
+        optimizer: torch.optim.Optimizer
         if name == "adamw":
             optimizer = torch.optim.AdamW(
-                self.parameters(), lr=lr, weight_decay=wd, betas=(float(opt["momentum"]), 0.999)
+                self.parameters(), lr=lr, weight_decay=wd, betas=(opt.momentum, 0.999)
             )
         elif name == "sgd":
             optimizer = torch.optim.SGD(
                 self.parameters(),
                 lr=lr,
                 weight_decay=wd,
-                momentum=float(opt["momentum"]),
-                nesterov=bool(opt["nesterov"]),
+                momentum=opt.momentum,
+                nesterov=opt.nesterov,
             )
         else:
             raise ConfigError(f"unknown optimiser {name!r}; choose adamw or sgd")
-        sched = opt["scheduler"]
-        if sched["name"] == "none":
+        sched = opt.scheduler
+        if sched.name == "none":
             return {"optimizer": optimizer}
         factor = _lr_factor(
-            sched["name"],
+            sched.name,
             total=max(1, int(self.trainer.max_epochs or 1)),
-            warmup=int(sched["warmup_epochs"]),
-            floor=float(sched["min_lr_ratio"]),
-            power=float(sched["power"]),
+            warmup=sched.warmup_epochs,
+            floor=sched.min_lr_ratio,
+            power=sched.power,
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {
@@ -213,7 +217,7 @@ class SegmentationModule(pl.LightningModule):
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         from monai.inferers import sliding_window_inference
 
-        ev = self.config["eval"]
+        ev = self.config.eval
         image, label = batch["image"], batch["label"]
         spacing = spacing_of(image)
         x = image.as_tensor() if hasattr(image, "as_tensor") else image
@@ -221,18 +225,18 @@ class SegmentationModule(pl.LightningModule):
         logits = sliding_window_inference(
             x,
             roi_size=self.patch_size,
-            sw_batch_size=int(ev["sw_batch_size"]),
+            sw_batch_size=ev.sw_batch_size,
             predictor=self.net,
-            overlap=float(ev["overlap"]),
-            mode=str(ev["mode"]),
+            overlap=ev.overlap,
+            mode=ev.mode,
         )
         self.log("val/loss", self.loss_fn(logits, y), on_epoch=True, batch_size=1, sync_dist=True)
-        pred = torch.argmax(logits, dim=1, keepdim=True)[0]  # (1, X, Y, Z)
+        pred = torch.argmax(cast(torch.Tensor, logits), dim=1, keepdim=True)[0]  # (1, X, Y, Z)
         pred = self._postprocess(pred)
         pred_np = pred[0].to(torch.uint8).cpu().numpy()
         truth_np = y[0, 0].round().to(torch.uint8).cpu().numpy()
         case = batch["case"][0] if "case" in batch else f"case_{batch_idx:03d}"
-        rows = evaluate_case(pred_np, truth_np, self.labels, spacing, float(ev["nsd_tolerance"]))
+        rows = evaluate_case(pred_np, truth_np, self.labels, spacing, ev.nsd_tolerance)
         for row in rows:
             row.update(case=str(case), epoch=self.last_val_epoch)
         self._rows.extend(rows)
@@ -266,10 +270,8 @@ class SegmentationModule(pl.LightningModule):
             self.log(name, value, on_epoch=True, prog_bar=key == "dice_mean", sync_dist=sync)
 
     def _postprocess(self, pred: torch.Tensor) -> torch.Tensor:
-        keep = [
-            int(v) for v in self.config["task"].get("keep_largest") or [] if int(v) in self.labels
-        ]
-        if not (self.config["eval"]["postprocess"] and keep):
+        keep = [v for v in self.config.task.keep_largest if v in self.labels]
+        if not (self.config.eval.postprocess and keep):
             return pred
         return keep_largest(pred, keep)
 
@@ -306,7 +308,7 @@ def _class_weights(weights: Any, num_classes: int) -> torch.Tensor | None:
     return torch.tensor([float(w) for w in weights], dtype=torch.float32)
 
 
-def _numpy_state_to_plain(state: tuple) -> list[Any]:
+def _numpy_state_to_plain(state: Any) -> list[Any]:
     name, keys, pos, has_gauss, gauss = state
     return [
         str(name),

@@ -54,7 +54,8 @@ def overlay_figure(example: Mapping[str, Any], title: str | None = None) -> Any:
             f"{truth.shape}, {None if pred is None else pred.shape}"
         )
     maps = [(truth, 0, "solid")] + ([(pred, 1, "dashed")] if pred is not None else [])
-    spacing = tuple(float(s) for s in example.get("spacing", (1.0, 1.0, 1.0)))
+    sx, sy, sz = (float(s) for s in example.get("spacing", (1.0, 1.0, 1.0)))
+    spacing = (sx, sy, sz)
     labels = {int(k): str(v) for k, v in (example.get("labels") or {}).items() if int(k)}
     if not labels:
         values = np.unique(np.concatenate([np.unique(m) for m, _, _ in maps]))

@@ -15,47 +15,62 @@ fails in well under a second.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import time
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medai_lab.tasks.config import ConfigError, compose
+from medai_lab.tasks.prepare import adopt_dataset_labels, prepare_data
+from medai_lab.tasks.result import TrainResult
 from medai_lab.tasks.runtime import (
     TrainingError,
     lightning_output,
     oom_as_error,
     runtime_trainer,
 )  # fmt: skip
+from medai_lab.tasks.schema import TrainConfig
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
+    from medai_lab.export import ExportResult
+    from medai_lab.tasks.module import SegmentationModule
+    from medai_lab.tasks.tracked import RunTracker
 
 __all__ = [
     "TrainResult", "TrainingError", "dataset", "export_run", "runtime_trainer", "template", "train",
 ]  # fmt: skip
 
+EXPORT_SUFFIX = {"torchscript": ".ts", "onnx": ".onnx"}
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """The data step's output: a checked config, the cases and where the run writes."""
+
+    cfg: TrainConfig
+    data_dir: Path
+    cases: list[dict[str, Any]]
+    run_dir: Path
+    last: Path
+
 
 @dataclass
-class TrainResult:
-    """What a training run produced.
+class _Fit:
+    """The trainer step's output: everything a Lightning trainer and ``fit`` need."""
 
-    ``metrics`` holds ``dice_mean`` and ``dice/<label>``, ``hd95/<label>``, ``nsd/<label>`` of the
-    final evaluation (best checkpoint unless ``trainer.final_eval: last``), plus ``epoch`` (the
-    epoch those weights come from) and ``best_score``.
-    """
-
-    config: dict[str, Any]
-    best_checkpoint: Path | None
-    last_checkpoint: Path | None
-    metrics: dict[str, float]
-    case_metrics: Any  # pandas.DataFrame, one row per (case, label)
-    module: Any  # SegmentationModule holding the evaluated weights
-    data_dir: Path | None = None
-    run_dir: Path | None = None
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    cfg: TrainConfig  # with the run-time trainer settings resolved
+    runtime: dict[str, Any]
+    callbacks: list[Any]
+    module: SegmentationModule
+    datamodule: Any  # medai_lab.datasets.msd.SegmentationDataModule (built at run time)
+    checkpoint: Any  # pytorch_lightning.callbacks.ModelCheckpoint
+    tracker: RunTracker | None
 
 
 def train(
@@ -74,12 +89,12 @@ def train(
     register: str | None = None,
     command_line: Sequence[str] | None = None,
 ) -> TrainResult:
-    """Train one task.
+    """Train one task: data, trainer, fit and finish steps.
 
     Parameters
     ----------
     task
-        ``lung``, ``liver`` or ``heart``.
+        ``lung``, ``liver``, ``heart`` or any task of :mod:`medai_lab.catalogue`.
     preset
         ``smoke``, ``cpu``, ``gpu`` or ``ddp`` (see ``configs/preset``).
     data
@@ -112,18 +127,39 @@ def train(
         ``argv`` for the run card (default ``sys.argv``).
     """
     start = time.perf_counter()
+    prep = _data_step(task, preset, data, overrides, out_dir, resume, export, progress)
+    fit = _trainer_step(prep, callbacks, resume, progress, track, tracking_uri, command_line)
+    with lightning_output(progress, fit.callbacks) as bar:
+        trainer = _lightning_trainer(fit, prep.run_dir, bar, progress, logger)
+        ending = fit.tracker.ending_on_error() if fit.tracker else contextlib.nullcontext()
+        with ending, oom_as_error(fit.cfg):
+            _fit_step(trainer, fit, prep.last if resume else None)
+            result = _finish_step(trainer, fit, prep, export, register)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _data_step(
+    task: str,
+    preset: str,
+    data: str | os.PathLike[str] | None,
+    overrides: Sequence[str],
+    out_dir: str | os.PathLike[str],
+    resume: bool,
+    export: Sequence[str],
+    progress: bool,
+) -> _Prepared:
+    """Config, data on disk, cases checked (headers only): every clear error before torch."""
     cfg = compose(task, preset, overrides)
-    if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
-        raise ConfigError(f"seed must be a whole number >= 0, got {cfg['seed']!r}")
     run_dir = Path(out_dir) / task
-    data_dir = _prepare_data(cfg, data, run_dir, progress)
-    _adopt_dataset_labels(cfg, data_dir)
+    data_dir = prepare_data(cfg, data, run_dir, progress)
+    cfg = adopt_dataset_labels(cfg, data_dir)
 
     from medai_lab.datasets.msd import check_cases, find_cases
     from medai_lab.export import FORMATS
 
     cases = find_cases(data_dir)
-    check_cases(cases)  # headers only: clear errors before anything heavy
+    check_cases(cases)
     unknown = [f for f in export if f not in FORMATS]
     if unknown:
         raise ConfigError(f"unknown export format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
@@ -133,134 +169,147 @@ def train(
         raise TrainingError(f"nothing to resume: {last} does not exist")
     if not resume:
         _clear_checkpoints(ckpt_dir)
+    return _Prepared(cfg, data_dir, cases, run_dir, last)
 
+
+def _trainer_step(
+    prep: _Prepared,
+    callbacks: Sequence[Any],
+    resume: bool,
+    progress: bool,
+    track: bool | str,
+    tracking_uri: str | None,
+    command_line: Sequence[str] | None,
+) -> _Fit:
+    """Resolve the run-time trainer settings, seed, then build callbacks, module and data."""
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
     from medai_lab.datasets.msd import SegmentationDataModule
     from medai_lab.tasks.module import SegmentationModule
 
-    runtime = runtime_trainer(cfg["trainer"])
-    cfg["trainer"].update({k: v for k, v in runtime.items() if k in cfg["trainer"]})
-    seed = int(cfg["seed"])
-    pl.seed_everything(seed, workers=True, verbose=False)
-    tcfg = cfg["trainer"]
-    ck = tcfg["checkpoint"]
+    cfg = prep.cfg
+    runtime = runtime_trainer(cfg.trainer)
+    resolved = {k: v for k, v in runtime.items() if k in cfg.trainer}
+    cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, **resolved))
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    t, ck = cfg.trainer, cfg.trainer.checkpoint
     checkpoint = ModelCheckpoint(
-        dirpath=ckpt_dir,
+        dirpath=prep.last.parent,
         filename="best-{epoch:03d}",
-        monitor=ck["monitor"],
-        mode=ck["mode"],
-        save_top_k=int(ck["save_top_k"]),
+        monitor=ck.monitor,
+        mode=ck.mode,
+        save_top_k=ck.save_top_k,
         save_last=True,
         auto_insert_metric_name=False,
     )
     cbs: list[Any] = [checkpoint, *callbacks]
-    if int(tcfg["early_stopping_patience"]) > 0:
-        cbs.append(
-            EarlyStopping(
-                ck["monitor"], patience=int(tcfg["early_stopping_patience"]), mode=ck["mode"]
-            )
-        )
+    if t.early_stopping_patience > 0:
+        cbs.append(EarlyStopping(ck.monitor, patience=t.early_stopping_patience, mode=ck.mode))
     tracker = None
     if track:
         from medai_lab.tasks.tracked import RunTracker
 
-        experiment = track if isinstance(track, str) else f"medai-lab-{task}"
+        experiment = track if isinstance(track, str) else f"medai-lab-{cfg.task.name}"
         tracker = RunTracker(
-            cfg, run_dir, data_dir, cases, experiment, tracking_uri, resume, command_line
+            cfg,
+            prep.run_dir,
+            prep.data_dir,
+            prep.cases,
+            experiment,
+            tracking_uri,
+            resume,
+            command_line,
         )
         cbs.extend(tracker.callbacks)
     module = SegmentationModule(cfg)
     datamodule = SegmentationDataModule(
-        cfg, data_dir, cache_dir=run_dir / "cache", progress=progress
+        cfg, prep.data_dir, cache_dir=prep.run_dir / "cache", progress=progress
     )
-    with lightning_output(progress, cbs) as bar:
-        trainer = pl.Trainer(
-            **runtime,
-            max_epochs=int(tcfg["max_epochs"]),
-            check_val_every_n_epoch=int(tcfg["check_val_every_n_epoch"]),
-            num_sanity_val_steps=int(tcfg["num_sanity_val_steps"]),
-            deterministic=bool(tcfg["deterministic"]),
-            gradient_clip_val=tcfg["gradient_clip_val"],
-            accumulate_grad_batches=int(tcfg["accumulate_grad_batches"]),
-            log_every_n_steps=int(tcfg["log_every_n_steps"]),
-            callbacks=cbs,
-            logger=logger if logger is not None else False,
-            enable_progress_bar=bar,
-            enable_model_summary=progress,
-            default_root_dir=str(run_dir),
-            # Our EpochSampler shards by rank itself and keeps (seed, epoch) ordering.
-            use_distributed_sampler=False,
-        )
-        ending = tracker.ending_on_error() if tracker else contextlib.nullcontext()
-        with ending, oom_as_error(cfg):
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
-            best = checkpoint.best_model_path or None
-            evaluated = module.last_val_epoch
-            if tcfg["final_eval"] == "best" and best and _ckpt_epoch(best) != evaluated:
-                trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False)
-            elif module.case_metrics.empty:
-                trainer.validate(module, datamodule=datamodule, verbose=False)
-            result = _result(cfg, checkpoint, last, module, datamodule, data_dir, run_dir)
-            exports = export_run(result, export) if trainer.is_global_zero else {}
-            result.extra["exports"] = {fmt: e.model for fmt, e in exports.items()}
-            if tracker is not None:
-                tracker.finish(result, exports, register)
-                result.extra["mlflow_run_id"] = tracker.run_id
-    result.seconds = time.perf_counter() - start
-    return result
+    return _Fit(cfg, runtime, cbs, module, datamodule, checkpoint, tracker)
 
 
-def export_run(result: TrainResult, formats: Sequence[str]) -> dict[str, Any]:
-    """Export the evaluated network to ``<run_dir>/export/<format>/model.{ts,onnx}`` (+ .json)."""
-    from medai_lab.export import export_model
-    from medai_lab.tasks.module import export_contract
+def _lightning_trainer(
+    fit: _Fit, run_dir: Path, bar: bool, progress: bool, logger: Any
+) -> pl.Trainer:
+    """The Lightning trainer of the trainer step (built inside ``lightning_output``)."""
+    import pytorch_lightning as pl
 
-    out: dict[str, Any] = {}
-    for fmt in formats:
-        path = Path(result.run_dir or ".") / "export" / fmt / f"model{EXPORT_SUFFIX[fmt]}"
-        out[fmt] = export_model(result.module.net, export_contract(result.config), path, fmt)
-    return out
+    t = fit.cfg.trainer
+    return pl.Trainer(
+        **fit.runtime,
+        max_epochs=t.max_epochs,
+        check_val_every_n_epoch=t.check_val_every_n_epoch,
+        num_sanity_val_steps=t.num_sanity_val_steps,
+        deterministic=t.deterministic,
+        gradient_clip_val=t.gradient_clip_val,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        log_every_n_steps=t.log_every_n_steps,
+        callbacks=fit.callbacks,
+        logger=logger if logger is not None else False,
+        enable_progress_bar=bar,
+        enable_model_summary=progress,
+        default_root_dir=str(run_dir),
+        # Our EpochSampler shards by rank itself and keeps (seed, epoch) ordering.
+        use_distributed_sampler=False,
+    )
 
 
-EXPORT_SUFFIX = {"torchscript": ".ts", "onnx": ".onnx"}
+def _fit_step(trainer: pl.Trainer, fit: _Fit, resume_from: Path | None) -> None:
+    """Fit, then make sure the final metrics come from the weights ``final_eval`` names."""
+    module, dm = fit.module, fit.datamodule
+    trainer.fit(module, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None)
+    best = fit.checkpoint.best_model_path or None
+    evaluated = module.last_val_epoch
+    if fit.cfg.trainer.final_eval == "best" and best and _ckpt_epoch(best) != evaluated:
+        trainer.validate(module, datamodule=dm, ckpt_path=best, verbose=False)
+    elif module.case_metrics.empty:
+        trainer.validate(module, datamodule=dm, verbose=False)
 
 
-def _result(
-    cfg: dict[str, Any],
-    checkpoint: Any,
-    last: Path,
-    module: Any,
-    datamodule: Any,
-    data_dir: Path,
-    run_dir: Path,
+def _finish_step(
+    trainer: pl.Trainer, fit: _Fit, prep: _Prepared, export: Sequence[str], register: str | None
 ) -> TrainResult:
+    """Collect the result, export the evaluated network and close the MLflow run."""
     from medai_lab.tasks.module import summarize_cases
 
+    module, checkpoint, last = fit.module, fit.checkpoint, prep.last
     best = checkpoint.best_model_path or None
     metrics = summarize_cases(module.case_metrics, module.labels)
     if not module.case_metrics.empty:
         metrics["epoch"] = float(module.case_metrics["epoch"].iloc[0])
     if checkpoint.best_model_score is not None:
         metrics["best_score"] = float(checkpoint.best_model_score)
-    return TrainResult(
-        config=cfg,
+    result = TrainResult(
+        config=fit.cfg,
         best_checkpoint=Path(best) if best else None,
         last_checkpoint=last if last.is_file() else None,
         metrics=metrics,
         case_metrics=module.case_metrics,
         module=module,
-        data_dir=data_dir,
-        run_dir=run_dir,
-        extra={
-            "train_cases": [c["case"] for c in datamodule.train_cases],
-            "val_cases": [c["case"] for c in datamodule.val_cases],
-        },
+        data_dir=prep.data_dir,
+        run_dir=prep.run_dir,
+        train_cases=[str(c["case"]) for c in fit.datamodule.train_cases],
+        val_cases=[str(c["case"]) for c in fit.datamodule.val_cases],
     )
+    exports = export_run(result, export) if trainer.is_global_zero else {}
+    result.exports = {fmt: e.model for fmt, e in exports.items()}
+    if fit.tracker is not None:
+        fit.tracker.finish(result, exports, register)
+        result.mlflow_run_id = fit.tracker.run_id
+    return result
 
 
-# --- internals -------------------------------------------------------------------------------
+def export_run(result: TrainResult, formats: Sequence[str]) -> dict[str, ExportResult]:
+    """Export the evaluated network to ``<run_dir>/export/<format>/model.{ts,onnx}`` (+ .json)."""
+    from medai_lab.export import export_model
+    from medai_lab.tasks.module import export_contract
+
+    out: dict[str, ExportResult] = {}
+    for fmt in formats:
+        path = Path(result.run_dir or ".") / "export" / fmt / f"model{EXPORT_SUFFIX[fmt]}"
+        out[fmt] = export_model(result.module.net, export_contract(result.config), path, fmt)
+    return out
 
 
 def dataset(
@@ -276,71 +325,10 @@ def dataset(
     Lets a notebook look at the data before training on it.
     """
     cfg = compose(task, preset, overrides)
-    return _prepare_data(cfg, data, Path(out_dir) / task, progress)
+    return prepare_data(cfg, data, Path(out_dir) / task, progress)
 
 
-def _prepare_data(
-    cfg: dict[str, Any], data: str | os.PathLike[str] | None, run_dir: Path, progress: bool
-) -> Path:
-    """The dataset folder/manifest to train on, writing phantoms or downloading when needed."""
-    from medai_lab.datasets.msd import download_msd
-
-    dcfg, task = cfg["data"], cfg["task"]
-    if dcfg["download"]:
-        root = Path(data) if data is not None else _user_cache() / "msd"
-        if (root / "dataset.json").is_file():
-            return root
-        target = root / task["msd_task"]
-        _once(target, lambda: download_msd(task["msd_task"], root))
-        return target
-    if data is not None:
-        return Path(data)
-    ph = dcfg["phantom"]
-    shape = tuple(int(n) for n in ph["shape"])
-    spacing = tuple(float(s) for s in ph["spacing"])
-    key = "x".join(map(str, shape)) + "-" + "x".join(f"{s:g}" for s in spacing)
-    folder = run_dir / "data" / f"phantoms-{int(ph['cases'])}-seed{int(ph['seed'])}-{key}"
-
-    def write() -> None:
-        from medai_lab.datasets.phantom import write_phantom_dataset
-
-        write_phantom_dataset(
-            folder,
-            task["name"],
-            int(ph["cases"]),
-            seed=int(ph["seed"]),
-            shape=shape,
-            spacing=spacing,
-            progress=progress,
-        )
-
-    _once(folder, write)
-    return folder
-
-
-def _once(folder: Path, make: Any, timeout_s: float = 7200.0) -> None:
-    """Create ``folder`` (ending with a dataset.json) in one process per node; others wait."""
-    if (folder / "dataset.json").is_file():
-        return
-    if int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))) == 0:
-        make()
-        return
-    deadline = time.monotonic() + timeout_s
-    while not (folder / "dataset.json").is_file():
-        if time.monotonic() > deadline:
-            raise TrainingError(f"timed out waiting for rank 0 to prepare {folder}")
-        time.sleep(2.0)
-
-
-def _adopt_dataset_labels(cfg: dict[str, Any], data_dir: Path) -> None:
-    """Real MSD labels differ from our phantoms' (e.g. lung: tumour only): follow the data."""
-    from medai_lab.datasets.msd import dataset_labels
-
-    labels = dataset_labels(data_dir) if data_dir.is_dir() else None
-    current = {int(k): str(v) for k, v in cfg["task"]["labels"].items()}
-    if labels and labels != current:
-        warnings.warn(f"using the labels of {data_dir / 'dataset.json'}: {labels}", stacklevel=3)
-        cfg["task"]["labels"] = labels
+# --- internals -------------------------------------------------------------------------------
 
 
 def _clear_checkpoints(ckpt_dir: Path) -> None:
@@ -353,13 +341,6 @@ def _clear_checkpoints(ckpt_dir: Path) -> None:
 def _ckpt_epoch(path: str) -> int | None:
     match = re.search(r"best-(\d+)", Path(path).name)
     return int(match.group(1)) if match else None
-
-
-def _user_cache() -> Path:
-    """``$MEDAI_LAB_CACHE``, else ``$XDG_CACHE_HOME/medai-lab``, else ``~/.cache/medai-lab``."""
-    if os.environ.get("MEDAI_LAB_CACHE"):
-        return Path(os.environ["MEDAI_LAB_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "medai-lab"
 
 
 def template(task: str) -> tuple[Callable[..., TrainResult], Callable[..., int]]:

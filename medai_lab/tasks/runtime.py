@@ -13,9 +13,12 @@ import os
 import re
 import warnings
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medai_lab.errors import MedaiError
+
+if TYPE_CHECKING:
+    from medai_lab.tasks.schema import TrainConfig, TrainerConfig
 
 
 class TrainingError(MedaiError):
@@ -23,7 +26,7 @@ class TrainingError(MedaiError):
 
 
 def runtime_trainer(
-    trainer: Mapping[str, Any],
+    trainer: TrainerConfig,
     env: Mapping[str, str] | None = None,
     cuda: bool | None = None,
     bf16: bool | None = None,
@@ -41,12 +44,12 @@ def runtime_trainer(
 
         cuda = torch.cuda.is_available() if cuda is None else cuda
         bf16 = (cuda and torch.cuda.is_bf16_supported()) if bf16 is None else bf16
-    accelerator = str(trainer["accelerator"])
+    accelerator = trainer.accelerator
     use_cuda = bool(cuda) and accelerator in ("auto", "gpu", "cuda")
-    precision = trainer["precision"]
+    precision = trainer.precision
     if precision == "auto":
         precision = ("bf16-mixed" if bf16 else "16-mixed") if use_cuda else "32-true"
-    devices, num_nodes, strategy = trainer["devices"], trainer["num_nodes"], trainer["strategy"]
+    devices, num_nodes, strategy = trainer.devices, trainer.num_nodes, trainer.strategy
     per_node, nodes = _launcher_layout(env)
     if num_nodes == "auto":
         num_nodes = nodes or 1
@@ -66,23 +69,23 @@ def runtime_trainer(
         "precision": precision,
         # The cudnn autotuner picks kernels by timing: on CUDA only, and never when asked to be
         # deterministic (PyTorch would then ignore cudnn.deterministic).
-        "benchmark": bool(trainer["benchmark"]) and use_cuda and not trainer.get("deterministic"),
+        "benchmark": trainer.benchmark and use_cuda and not trainer.deterministic,
     }
 
 
 @contextlib.contextmanager
-def oom_as_error(cfg: Mapping[str, Any]) -> Iterator[None]:
+def oom_as_error(cfg: TrainConfig) -> Iterator[None]:
     """CUDA out-of-memory becomes one actionable line."""
     try:
         yield
     except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
         if "out of memory" not in str(exc).lower():
             raise
-        patch = "x".join(str(p) for p in cfg["task"]["patch_size"])
-        d = cfg["data"]
+        patch = "x".join(str(p) for p in cfg.task.patch_size)
+        d = cfg.data
         raise TrainingError(
-            f"CUDA ran out of memory with patch {patch}, batch {d['batch_size']} x "
-            f"{d['samples_per_volume']} patches: try a smaller task.patch_size (e.g. "
+            f"CUDA ran out of memory with patch {patch}, batch {d.batch_size} x "
+            f"{d.samples_per_volume} patches: try a smaller task.patch_size (e.g. "
             f"task.patch_size=[64,64,64]), data.batch_size=1 or fewer data.samples_per_volume"
         ) from exc
 
@@ -97,8 +100,9 @@ def _launcher_layout(env: Mapping[str, str]) -> tuple[int | None, int | None]:
     if nodes and (per_node_raw or env.get("SLURM_NTASKS")):
         n = int(nodes)
         # SLURM_NTASKS_PER_NODE may read "4(x2)"; the leading count is per node.
-        per_node = int(re.match(r"\d+", per_node_raw).group()) if per_node_raw else None
-        return (per_node or max(1, int(env["SLURM_NTASKS"]) // n)), n
+        lead = re.match(r"\d+", per_node_raw) if per_node_raw else None
+        slurm_per_node = int(lead.group()) if lead else None
+        return (slurm_per_node or max(1, int(env["SLURM_NTASKS"]) // n)), n
     return None, None
 
 

@@ -64,16 +64,17 @@ def train_and_evaluate(
         track=track,
         export=("torchscript",),
     )
-    model = result.extra["exports"]["torchscript"]
+    model = result.exports["torchscript"]
     work = out / "evaluation" / task
     images, truth, preds = work / "images", work / "truth", work / "predictions"
     for folder in (images, truth, preds):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-    for case in result.extra["val_cases"]:
+    data_dir = result.data_dir or out
+    for case in result.val_cases:
         name = f"{case}.nii.gz"
-        (images / name).symlink_to((result.data_dir / "imagesTr" / name).resolve())
-        (truth / name).symlink_to((result.data_dir / "labelsTr" / name).resolve())
+        (images / name).symlink_to((data_dir / "imagesTr" / name).resolve())
+        (truth / name).symlink_to((data_dir / "labelsTr" / name).resolve())
     report = predict_folder(Predictor.load(model), images, preds, progress=progress)
     if report.failed:
         raise RuntimeError(report.describe())
@@ -83,7 +84,7 @@ def train_and_evaluate(
         truth,
         labels,
         out_csv=work / "per_case.csv",
-        nsd_tolerance=float(result.config["eval"]["nsd_tolerance"]),
+        nsd_tolerance=result.config.eval.nsd_tolerance,
         progress=False,
     )
     overlays = {}
@@ -98,7 +99,7 @@ def train_and_evaluate(
         eval_table=table,
         eval_csv=work / "per_case.csv",
         model=Path(model),
-        run_id=result.extra.get("mlflow_run_id"),
+        run_id=result.mlflow_run_id,
         seconds=result.seconds,
         overlays=overlays,
     )

@@ -14,13 +14,18 @@ import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 
 from medai_lab import atomic
 from medai_lab.tracking import build_run_card, resolve_tracking_uri, write_run_card
 from medai_lab.tracking.callback import TrackingCallback
+
+if TYPE_CHECKING:
+    from medai_lab.export import ExportResult
+    from medai_lab.tasks.result import TrainResult
+    from medai_lab.tasks.schema import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +86,7 @@ class RunTracker:
 
     def __init__(
         self,
-        config: dict[str, Any],
+        config: TrainConfig,
         run_dir: Path,
         data_dir: Path,
         cases: Sequence[Mapping[str, Any]],
@@ -97,8 +102,9 @@ class RunTracker:
         files = [Path(c[k]) for c in cases for k in ("image", "label")]
         root = data_dir if data_dir.is_dir() else data_dir.parent
         inside = all(f.resolve().is_relative_to(root.resolve()) for f in files)
+        plain = config.as_dict()
         self.card = build_run_card(
-            config,
+            plain,
             files,
             command_line,
             deid_profile_of(data_dir),
@@ -107,11 +113,11 @@ class RunTracker:
         write_run_card(self.card, run_dir)
         self.callback = TrackingCallback(
             experiment,
-            config,
-            run_name=run_name or f"{config['task']['name']}-{config.get('preset', '')}".strip("-"),
+            plain,
+            run_name=run_name or f"{config.task.name}-{config.preset or ''}".strip("-"),
             tracking_uri=uri,
             run_id=self._previous_run(uri) if resume else None,
-            tags={"medai_lab.task": config["task"]["name"], "medai_lab.run_dir": str(run_dir)},
+            tags={"medai_lab.task": config.task.name, "medai_lab.run_dir": str(run_dir)},
             run_card=self.card,
             end_on_fit_end=False,
         )
@@ -147,7 +153,9 @@ class RunTracker:
             self.callback.end("FAILED")
             raise
 
-    def finish(self, result: Any, exports: Mapping[str, Any], register: str | None = None) -> None:
+    def finish(
+        self, result: TrainResult, exports: Mapping[str, ExportResult], register: str | None = None
+    ) -> None:
         """Log the final evaluation, overlays and exported models, then end FINISHED."""
         cb = self.callback
         if cb.run_id is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -15,6 +16,7 @@ from medai_lab.tasks.config import (
     GROUPS,
     PRESETS,
     ConfigError,
+    TrainConfig,
     compose,
     flatten,
     options,
@@ -177,9 +179,45 @@ def test_parse_overrides_and_flatten():
     assert flatten({"a": {"b": 1, "c": {"d": [1]}}, "e": {}}) == {"a.b": 1, "a.c.d": [1], "e": {}}
 
 
-def test_compose_returns_independent_plain_dicts():
+def test_compose_returns_frozen_typed_views_and_plain_dicts():
     a = compose("heart", "smoke")
-    a["task"]["patch_size"].append(99)
+    assert isinstance(a, TrainConfig)
+    assert a.trainer.max_epochs == 2 and a.task.patch_size == (32, 32, 32)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.trainer.max_epochs = 5  # type: ignore[misc]
+    plain = a.as_dict()
+    plain["task"]["patch_size"].append(99)
     b = compose("heart", "smoke")
-    assert b["task"]["patch_size"] == [32, 32, 32]
-    yaml.safe_dump(b)  # plain YAML types only: loggable as params
+    assert b["task"]["patch_size"] == [32, 32, 32]  # key reads give the plain YAML value
+    assert yaml.safe_load(yaml.safe_dump(b.as_dict())) == b.as_dict()  # loggable as params
+    assert TrainConfig.from_dict(b.as_dict()).as_dict() == b.as_dict()  # checkpoint round trip
+    assert b.as_dict() == plain | {"task": {**plain["task"], "patch_size": [32, 32, 32]}}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["trainer.max_epochs=abc"], "trainer.max_epochs must be a whole number >= 1, got 'abc'"),
+        (["seed=-1"], "seed must be a whole number >= 0"),
+        (["data.cache=ram"], "data.cache must be none | memory | disk, got 'ram'"),
+        (["task.patch_size=[64, 64]"], "task.patch_size must be a list of 3"),
+        (["optim.lr=fast"], "optim.lr must be a number"),
+        (["trainer.deterministic=maybe"], "trainer.deterministic must be true or false"),
+        (["eval.overlap=1.5"], "eval.overlap must be a number from 0 to 0.99"),
+        (["trainer.num_nodes=two"], "trainer.num_nodes must be a whole number or auto"),
+    ],
+)
+def test_bad_values_give_one_clear_error(overrides, needle):
+    with pytest.raises(ConfigError) as info:
+        compose("lung", "cpu", overrides)
+    assert needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_key_in_a_group_file_is_named(tmp_path, monkeypatch):
+    body = yaml.safe_load((CONFIG_DIR / "task" / "lung.yaml").read_text())
+    body.update(name="kidney", colour="red")
+    (tmp_path / "kidney.yaml").write_text(yaml.safe_dump(body))
+    monkeypatch.setenv(catalogue.ENV, str(tmp_path))
+    with pytest.raises(ConfigError, match=r"unknown config key 'task\.colour'"):
+        compose("kidney", "smoke")

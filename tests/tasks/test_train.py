@@ -161,22 +161,28 @@ def test_checkpoint_reloads_and_overlay_draws(phantoms, tmp_path):
 
 
 def test_runtime_trainer_settings():
-    base = {
-        "accelerator": "auto",
-        "devices": "auto",
-        "num_nodes": 1,
-        "strategy": "auto",
-        "precision": "auto",
-        "benchmark": True,
-    }
+    from dataclasses import replace
+
+    from medai_lab.tasks.config import compose
+
+    base = replace(
+        compose("lung", None).trainer,
+        accelerator="auto",
+        devices="auto",
+        num_nodes=1,
+        strategy="auto",
+        precision="auto",
+        benchmark=True,
+        deterministic=False,
+    )
     cpu = runtime_trainer(base, env={}, cuda=False, bf16=False)
     assert cpu["precision"] == "32-true" and cpu["benchmark"] is False
     gpu = runtime_trainer(base, env={}, cuda=True, bf16=True)
     assert gpu["precision"] == "bf16-mixed" and gpu["benchmark"] is True
     assert runtime_trainer(base, env={}, cuda=True, bf16=False)["precision"] == "16-mixed"
-    cpu_only = runtime_trainer({**base, "accelerator": "cpu"}, env={}, cuda=True, bf16=True)
+    cpu_only = runtime_trainer(replace(base, accelerator="cpu"), env={}, cuda=True, bf16=True)
     assert cpu_only["precision"] == "32-true"
-    ddp = {**base, "strategy": "ddp", "num_nodes": "auto"}
+    ddp = replace(base, strategy="ddp", num_nodes="auto")
     torchrun = runtime_trainer(
         ddp, env={"LOCAL_WORLD_SIZE": "4", "WORLD_SIZE": "8"}, cuda=True, bf16=True
     )
