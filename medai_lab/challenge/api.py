@@ -278,8 +278,10 @@ class Challenge:
     def submissions(
         self, team: str | None = None, phase: str | None = None
     ) -> list[dict[str, Any]]:
-        """The queue and history: one row per submission (no scores of hidden cases)."""
-        return self.store.submissions(team, phase)
+        """The queue and history: one row per submission (no scores, no evaluator leases)."""
+        internal = ("lease", "heartbeat_at", "claim_seq")
+        rows = self.store.submissions(team, phase)
+        return [{k: v for k, v in r.items() if k not in internal} for r in rows]
 
     def requeue_stale(self, every: bool = False) -> int:
         """Queue again what a killed evaluator left 'running' (``every``: all running ones)."""

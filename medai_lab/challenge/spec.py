@@ -32,17 +32,15 @@ Example (paths are relative to the YAML file)::
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medai_lab import catalogue
 from medai_lab.challenge.errors import SpecError
+from medai_lab.challenge.validate import as_mapping, folder_path, hint, known_keys, number, require
 from medai_lab.errors import MedaiError
 
 FORMATS = ("torchscript", "onnx", "python", "predictions")
@@ -213,26 +211,26 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
 def parse_spec(raw: Any, base: str | os.PathLike[str] = ".") -> Spec:
     """Validate spec data (as from YAML); relative data paths are resolved against ``base``."""
     base = Path(base).resolve()
-    top = _mapping(raw, "the challenge spec")
-    _known(top, _TOP, "")
-    name = _require(top, "name", "")
+    top = as_mapping(raw, "the challenge spec")
+    known_keys(top, _TOP, "")
+    name = require(top, "name", "")
     if not isinstance(name, str) or not _NAME.match(name):
         raise SpecError(
             f"name must be 1-64 lower-case letters, digits, '.', '_' or '-', got {name!r}"
         )
-    task = _require(top, "task", "")
+    task = require(top, "task", "")
     if not isinstance(task, str) or catalogue.find(task) is None:
         raise SpecError(f"task must be one of {', '.join(catalogue.names())}, got {task!r}")
     labels = _labels(top.get("labels"), task)
     limits = _limits(top.get("limits"))
-    metrics = _mapping(top.get("metrics") or {}, "metrics")
-    _known(metrics, _METRICS, "metrics.")
-    tol = _number(metrics.get("nsd_tolerance_mm", 1.0), "metrics.nsd_tolerance_mm", low=0.0)
+    metrics = as_mapping(top.get("metrics") or {}, "metrics")
+    known_keys(metrics, _METRICS, "metrics.")
+    tol = number(metrics.get("nsd_tolerance_mm", 1.0), "metrics.nsd_tolerance_mm", low=0.0)
     boot = metrics.get("bootstrap", 1000)
     if isinstance(boot, bool) or not isinstance(boot, int) or not 0 <= boot <= 100_000:
         raise SpecError(f"metrics.bootstrap must be a whole number 0-100000, got {boot!r}")
     ranking = _ranking(metrics.get("ranking", ["dice", "hd95"]))
-    phases_raw = _mapping(_require(top, "phases", ""), "phases")
+    phases_raw = as_mapping(require(top, "phases", ""), "phases")
     if not phases_raw:
         raise SpecError("phases: at least one phase is needed")
     phases = tuple(_phase(str(k), v, base, limits) for k, v in phases_raw.items())
@@ -249,21 +247,21 @@ def _phase(name: str, raw: Any, base: Path, limits: Limits) -> Phase:
     where = f"phases.{name}"
     if not _NAME.match(name):
         raise SpecError(f"{where}: phase names are lower-case letters, digits, '.', '_', '-'")
-    ph = _mapping(raw, where)
-    _known(ph, _PHASE, f"{where}.")
+    ph = as_mapping(raw, where)
+    known_keys(ph, _PHASE, f"{where}.")
     hidden = ph.get("hidden", False)
     if not isinstance(hidden, bool):
         raise SpecError(f"{where}.hidden must be true or false, got {hidden!r}")
     if "data" in ph and ("images" in ph or "labels" in ph):
         raise SpecError(f"{where}: give either data (an MSD folder) or images + labels")
     if "data" in ph:
-        root = _path(ph["data"], base, f"{where}.data")
+        root = folder_path(ph["data"], base, f"{where}.data")
         images, labels = root / "imagesTr", root / "labelsTr"
         if not images.is_dir() and (root / "imagesTs").is_dir():
             images, labels = root / "imagesTs", root / "labelsTs"
     else:
-        images = _path(_require(ph, "images", f"{where}."), base, f"{where}.images")
-        labels = _path(_require(ph, "labels", f"{where}."), base, f"{where}.labels")
+        images = folder_path(require(ph, "images", f"{where}."), base, f"{where}.images")
+        labels = folder_path(require(ph, "labels", f"{where}."), base, f"{where}.labels")
     _check_cases(images, labels, where)
     default = ["torchscript", "onnx", "python"] + ([] if hidden else ["predictions"])
     formats = ph.get("formats", default)
@@ -273,7 +271,7 @@ def _phase(name: str, raw: Any, base: Path, limits: Limits) -> Phase:
         raise SpecError(f"{where}.formats must be a list from {', '.join(FORMATS)}")
     for fmt in formats:
         if fmt not in FORMATS:
-            raise SpecError(f"{where}.formats: unknown format {fmt!r}; {_hint(fmt, FORMATS)}")
+            raise SpecError(f"{where}.formats: unknown format {fmt!r}; {hint(fmt, FORMATS)}")
     if hidden and "predictions" in formats:
         raise SpecError(
             f"{where}: a hidden phase cannot accept predictions (the images are not shown); "
@@ -289,15 +287,15 @@ def _phase(name: str, raw: Any, base: Path, limits: Limits) -> Phase:
 
 
 def _feedback(raw: Any, where: str) -> Feedback:
-    data = _mapping(raw or {}, where)
-    _known(data, _FEEDBACK, f"{where}.")
+    data = as_mapping(raw or {}, where)
+    known_keys(data, _FEEDBACK, f"{where}.")
     precision = data.get("precision")
     if precision is not None and (
         isinstance(precision, bool) or not isinstance(precision, int) or not 0 <= precision <= 6
     ):
         raise SpecError(f"{where}.precision must be a whole number 0-6, got {precision!r}")
-    noise = _number(data.get("noise", 0.0), f"{where}.noise", low=0.0)
-    subset = _number(data.get("subset", 1.0), f"{where}.subset", low=0.0, strict=True)
+    noise = number(data.get("noise", 0.0), f"{where}.noise", low=0.0)
+    subset = number(data.get("subset", 1.0), f"{where}.subset", low=0.0, strict=True)
     if subset > 1.0:
         raise SpecError(f"{where}.subset is a share of cases in (0, 1], got {subset!r}")
     return Feedback(precision, noise, subset)
@@ -327,7 +325,7 @@ def _labels(raw: Any, task: str) -> dict[int, str]:
         return known
     if isinstance(raw, list):
         raw = {v: known.get(int(v), f"label_{v}") for v in raw}
-    labels = _mapping(raw, "labels")
+    labels = as_mapping(raw, "labels")
     out: dict[int, str] = {}
     for key, value in labels.items():
         try:
@@ -351,12 +349,12 @@ def _ranking(raw: Any) -> tuple[RankKey, ...]:
     for item in raw:
         if isinstance(item, str):
             item = {"metric": item}
-        item = _mapping(item, "metrics.ranking item")
-        _known(item, ("metric", "order"), "metrics.ranking.")
+        item = as_mapping(item, "metrics.ranking item")
+        known_keys(item, ("metric", "order"), "metrics.ranking.")
         metric = item.get("metric")
         if metric not in METRIC_ORDER:
             raise SpecError(
-                f"metrics.ranking: unknown metric {metric!r}; {_hint(metric, METRIC_ORDER)}"
+                f"metrics.ranking: unknown metric {metric!r}; {hint(metric, METRIC_ORDER)}"
             )
         order = item.get("order", METRIC_ORDER[metric])
         if order not in ("asc", "desc"):
@@ -368,9 +366,9 @@ def _ranking(raw: Any) -> tuple[RankKey, ...]:
 
 
 def _limits(raw: Any) -> Limits:
-    data = _mapping(raw or {}, "limits")
+    data = as_mapping(raw or {}, "limits")
     names = [f.name for f in dataclasses.fields(Limits)]
-    _known(data, names, "limits.")
+    known_keys(data, names, "limits.")
     values: dict[str, Any] = {}
     for f in dataclasses.fields(Limits):
         if f.name not in data:
@@ -383,47 +381,6 @@ def _limits(raw: Any) -> Limits:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SpecError(f"limits.{f.name} must be a whole number >= 1, got {value!r}")
         else:
-            value = _number(value, f"limits.{f.name}", low=0.0, strict=True)
+            value = number(value, f"limits.{f.name}", low=0.0, strict=True)
         values[f.name] = value
     return Limits(**values)
-
-
-# --- helpers ----------------------------------------------------------------------------------
-
-
-def _mapping(raw: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise SpecError(f"{what} must be a mapping (key: value), got {type(raw).__name__}")
-    return raw
-
-
-def _require(data: Mapping[str, Any], key: str, prefix: str) -> Any:
-    if data.get(key) is None:
-        raise SpecError(f"{prefix}{key} is required")
-    return data[key]
-
-
-def _known(data: Mapping[str, Any], allowed: Any, prefix: str) -> None:
-    for key in data:
-        if key not in allowed:
-            raise SpecError(f"unknown key {prefix}{key}; {_hint(str(key), allowed)}")
-
-
-def _hint(word: Any, choices: Any) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1)
-    return f"did you mean {close[0]!r}?" if close else f"choose from {', '.join(choices)}"
-
-
-def _number(value: Any, what: str, low: float, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise SpecError(f"{what} must be a number, got {value!r}")
-    if value < low or (strict and value <= low):
-        raise SpecError(f"{what} must be {'>' if strict else '>='} {low:g}, got {value!r}")
-    return float(value)
-
-
-def _path(raw: Any, base: Path, what: str) -> Path:
-    if not isinstance(raw, str) or not raw.strip():
-        raise SpecError(f"{what} must be a folder path")
-    path = Path(raw).expanduser()
-    return (path if path.is_absolute() else base / path).resolve()

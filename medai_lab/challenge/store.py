@@ -2,7 +2,10 @@
 
 One file, ``<challenge>/challenge.db``, in WAL mode so that the evaluator and submitting
 users can work at the same time. Rows of submissions are never deleted; only the status
-columns of a submission change (queued -> running -> scored | error).
+columns of a submission change (queued -> running -> scored | error), with the evaluator's
+lease while it runs (:mod:`medai_lab.challenge.claims`). The daily submission cap is a
+trigger in the database (``quotas`` table, kept in step with the spec on every submit), so a
+writer that bypasses :meth:`Challenge.submit` meets it too.
 """
 
 from __future__ import annotations

@@ -161,3 +161,31 @@ def test_spec_rejects_feedback_on_a_visible_phase(phases):
     raw["phases"]["validation"]["feedback"] = {"precision": 2}
     with pytest.raises(SpecError, match="hidden phases only"):
         parse_spec(raw)
+
+
+def test_gpu_units_come_from_the_hub_pool_and_go_back(make_challenge, tmp_path):
+    """A declared pool (no GPU needed): slots get the hub's units, shares get a memory cap."""
+    from medai_lab.hub.allocator import GpuAllocator
+    from medai_lab.hub.inventory import parse_inventory
+    from medai_lab.hub.policy import Policy
+
+    alloc = GpuAllocator(parse_inventory("0:2,MIG-1a2b"), Policy(max_per_user=3), tmp_path / "s")
+    alloc.allocate("alice")  # a user server holds one unit: the evaluator never gets it
+    pool = SlotPool(3, 1, gpu=True, allocator=alloc)
+    slots = [pool.acquire() for _ in range(3)]
+    got = sorted((s.gpu_kind, s.memory_fraction) for s in slots)
+    assert got == [("", None), ("mig", None), ("share", 0.5)]  # the third found none free
+    share = next(s for s in slots if s.gpu_kind == "share")
+    assert share.environment()["CUDA_VISIBLE_DEVICES"] == "0"
+    assert share.environment()["MEDAI_GPU_MEMORY_FRACTION"] == "0.5"
+    assert "gpu=none_free" in next(s for s in slots if not s.gpu_kind).notes
+    for s in slots:
+        pool.release(s)
+    assert set(alloc.holdings().values()) == {("alice", "")}
+
+    ch = make_challenge(gpu=True)
+    _queue(ch, tmp_path, {"owls": 1})
+    alloc.release("alice")
+    (res,) = ch.evaluate(track=False, gpu_pool=alloc)
+    assert res["status"] == "scored" and "gpu=" in res["notes"]
+    assert alloc.holdings() == {}
