@@ -3,10 +3,14 @@
 // candidates offered: the file browser's selected label files, the MSD twin of the image
 // (imagesTr/x.nii.gz -> labelsTr/x.nii.gz) and the label files beside the image. The server
 // extension's `volume?path=&labels=` call loads it, confined to the server root like any path.
-import { InputDialog, ToolbarButton } from '@jupyterlab/apputils';
+// "Save labels" asks the view for its edited label volume and posts it to `labels?path=`, which
+// writes it beside the image (medai_lab/server/labels_save.py).
+import { InputDialog, Notification, ToolbarButton } from '@jupyterlab/apputils';
 import { PathExt } from '@jupyterlab/coreutils';
 import { Contents } from '@jupyterlab/services';
 
+import { describeError, errorMessage, request } from './api';
+import { StreamModel } from './stream';
 import type { ViewerPanel } from './viewer';
 
 const LABEL_FILE = /\.(nii|nii\.gz|dcm)$/i;
@@ -86,5 +90,90 @@ export function addLabelsButton(panel: ViewerPanel, sources: ILabelSources): Too
     onClick: () => void addLabels(panel, sources)
   });
   button.node.setAttribute('data-medai-add-labels', '');
+  return button;
+}
+
+/** The view's label volume, as the viewer exports it (PROTOCOL.md "Editing": export_labels). */
+export interface ExportedLabels {
+  shape: [number, number, number];
+  dtype: 'uint8' | 'uint16';
+  data: ArrayBuffer;
+}
+
+/**
+ * The document's model: a StreamModel that also takes the view's answers with buffers (the
+ * viewer's `export_labels` reply); edits the view sends are not needed here, since the view
+ * keeps the edited volume and exports it on Save.
+ */
+export class EditableModel extends StreamModel {
+  private asked = 0;
+  private waiting = new Map<number, { ok: (l: ExportedLabels) => void; no: (e: Error) => void }>();
+
+  send(content: any, _callbacks?: unknown, buffers?: ArrayBuffer[]): void {
+    if (content && content.type === 'labels') {
+      const w = this.waiting.get(Number(content.id));
+      this.waiting.delete(Number(content.id));
+      if (!w) return;
+      if (content.error || !buffers || !buffers.length) w.no(new Error(String(content.error || 'no labels')));
+      else w.ok({ shape: content.shape, dtype: content.dtype, data: buffers[0] });
+      return;
+    }
+    super.send(content);
+  }
+
+  /** Ask the view for its label volume (edits included); rejects after `timeoutMs`. */
+  exportLabels(timeoutMs = 30_000): Promise<ExportedLabels> {
+    const id = ++this.asked;
+    return new Promise((ok, no) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        no(new Error('the view did not answer'));
+      }, timeoutMs);
+      this.waiting.set(id, {
+        ok: l => (clearTimeout(timer), ok(l)),
+        no: e => (clearTimeout(timer), no(e))
+      });
+      this.emitCustom({ type: 'export_labels', id });
+    });
+  }
+}
+
+/** zlib (deflate) of `data`, as the `labels` endpoint reads it. */
+async function deflate(data: ArrayBuffer): Promise<ArrayBuffer> {
+  const stream = new Blob([data]).stream().pipeThrough(new CompressionStream('deflate'));
+  return new Response(stream).arrayBuffer();
+}
+
+/** Save the view's labels beside the image (NIfTI; + DICOM SEG for DICOM) through the server. */
+export async function saveLabels(panel: ViewerPanel): Promise<{ nifti: string; seg: string | null }> {
+  const labels = await (panel.model as EditableModel).exportLabels();
+  const body = await deflate(labels.data);
+  const query = { path: panel.path, shape: labels.shape.join(','), dtype: labels.dtype };
+  const response = await request('labels', { method: 'POST', body }, query);
+  if (!response.ok) throw new Error(await errorMessage(response));
+  return (await response.json()) as { nifti: string; seg: string | null };
+}
+
+/** The toolbar button; `data-medai-save-labels` is the test hook, `data-medai-saved` the result. */
+export function saveLabelsButton(panel: ViewerPanel): ToolbarButton {
+  const button = new ToolbarButton({
+    label: 'Save labels',
+    tooltip: 'Write the labels beside the image: NIfTI, and DICOM SEG when the image is DICOM',
+    onClick: () => {
+      button.node.removeAttribute('data-medai-saved');
+      saveLabels(panel).then(
+        r => {
+          const files = r.seg ? `${r.nifti} and ${r.seg}` : r.nifti;
+          button.node.setAttribute('data-medai-saved', files);
+          Notification.success(`Labels saved: ${files}`, { autoClose: 5000 });
+        },
+        err => {
+          button.node.setAttribute('data-medai-saved', 'error');
+          Notification.error(`Save labels: ${describeError(err)}`, { autoClose: 8000 });
+        }
+      );
+    }
+  });
+  button.node.setAttribute('data-medai-save-labels', '');
   return button;
 }

@@ -11,7 +11,7 @@ import type { AnyModel } from '../../medai_lab/widgets/js/src/types';
 
 import { describeError, errorMessage, request } from './api';
 import { viewerIcon } from './icons';
-import { ILabelSources, addLabelsButton } from './labels';
+import { EditableModel, ILabelSources, addLabelsButton, saveLabelsButton } from './labels';
 import { Settings } from './settings';
 import { FrameParser, StreamModel } from './stream';
 
@@ -103,7 +103,7 @@ export class ViewerPanel extends Widget {
   }
 
   private newModel(): StreamModel {
-    const model = new StreamModel();
+    const model = new EditableModel();
     model.on('change:status', (s: any) => {
       if (model !== this._model) return;
       if (s && s.error) this.setState('error');
@@ -319,6 +319,7 @@ export class ViewerFactory extends ABCWidgetFactory<DocumentWidget<ViewerPanel>,
     widget.addClass('medai-ViewerDocument');
     widget.title.icon = viewerIcon;
     widget.toolbar.addItem('medai-add-labels', addLabelsButton(content, this.labelSources));
+    widget.toolbar.addItem('medai-save-labels', saveLabelsButton(content));
     void context.ready.then(() => dropReadOnlyBadge(widget));
     return widget;
   }
@@ -336,6 +337,7 @@ export function createViewerWidget(
   const content = new ViewerPanel({ path, labels, settings });
   const widget = new MainAreaWidget({ content });
   widget.toolbar.addItem('medai-add-labels', addLabelsButton(content, labelSources));
+  widget.toolbar.addItem('medai-save-labels', saveLabelsButton(content));
   widget.id = `medai-viewer-${++counter}`;
   widget.addClass('medai-ViewerMain');
   widget.title.label = PathExt.basename(path) || '/';

@@ -15,6 +15,7 @@ from medai_lab.widgets import transport
 from medai_lab.widgets.annotate import Annotations
 from medai_lab.widgets.autowindow import choose_window
 from medai_lab.widgets.labels import window_presets
+from medai_lab.widgets.measure import measurements
 from medai_lab.widgets.render import colour_lut as colour_lut_table
 from medai_lab.widgets.scene import Scene
 
@@ -22,6 +23,7 @@ BUNDLE = Path(__file__).with_name("static") / "viewer.js"
 # Traits the browser writes too: no echo, or an echo of an older cursor arriving after newer key
 # presses were made locally would pull the slice back.
 BROWSER = {"sync": True, "echo_update": False}
+TOOLS = ("navigate", "paint", "erase", "grow", "assist", "ruler")
 
 
 class Viewer(anywidget.AnyWidget):
@@ -42,7 +44,7 @@ class Viewer(anywidget.AnyWidget):
     show_3d = t.Bool(True).tag(**BROWSER)
     status = t.Dict().tag(**BROWSER)
     # Editing (PROTOCOL.md "Editing"): the tool, the label painted, the brush (radius in mm).
-    tool = t.Enum(["navigate", "paint", "erase", "grow", "assist"], "navigate").tag(**BROWSER)
+    tool = t.Enum(TOOLS, "navigate").tag(**BROWSER)
     active_label = t.Int(1, min=1, max=65535).tag(**BROWSER)
     brush_radius = t.Float(3.0, min=0.0, max=200.0).tag(**BROWSER)
     brush_3d = t.Bool(False).tag(**BROWSER)
@@ -61,6 +63,7 @@ class Viewer(anywidget.AnyWidget):
         self.assist: Any = None  # model(image_roi, clicks) -> mask (medai_lab.widgets.assist)
         self.assist_roi: tuple[int, int, int] = (96, 96, 96)
         self.proposals = 0
+        self.measurements: list[dict[str, Any]] = []  # the browser's ruler (PROTOCOL.md)
         self._show(scene, kwargs)
 
     def update(self, scene: Scene, **kwargs: Any) -> None:
@@ -128,6 +131,8 @@ class Viewer(anywidget.AnyWidget):
                 ok = self.annotations.receive(content, _buffers)
             if ok:
                 self.edit_seq = self.annotations.last_seq
+        elif content.get("type") == "measurements":
+            self.measurements = measurements(content.get("items"), self.scene.image.affine)
         elif content.get("type") == "propose":
             threading.Thread(target=self._propose, args=(content,), daemon=True,
                              name="medai-viewer-assist").start()  # fmt: skip

@@ -11,8 +11,10 @@ centre of the slice, positions from the page's ``voxelToCanvas``), independent o
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,23 +102,14 @@ class Annotating:
         return {(a, b, c): v for a, b, c, v in json.loads(out)}
 
 
-@pytest.fixture(scope="module")
-def annotating(browser, lab, shared_data: Path):
-    pytest.importorskip("medai_lab.widgets.viewer")
-    from medai_lab.widgets.viewer import BUNDLE
+@contextlib.contextmanager
+def viewer_page(browser, lab, name: str, cell: str, size=(1400, 1300)) -> Iterator[Annotating]:
+    """A notebook ``name`` whose one cell shows a viewer, run and fully loaded; closed after."""
     from ui.conftest import LabPage, guarded_page
 
-    if not BUNDLE.is_file():
-        pytest.fail(f"the viewer bundle {BUNDLE} is not built (make install builds it)")
-    dicom = shared_data / "ct_series_basel" / "dicom"
-    cell = "\n".join([
-        "from medai_lab.widgets import view",
-        f"w = view({str(dicom)!r}, label_names={NAMES!r}, layout='axial')",
-        "w",
-    ])  # fmt: skip
-    context, page = guarded_page(browser, 1400, 1300)
+    context, page = guarded_page(browser, *size)
     try:
-        ui = LabPage(page, lab).open("annotate_ui.ipynb", [cell])
+        ui = LabPage(page, lab).open(name, [cell])
         ui.run(timeout_s=120)
         page.wait_for_function(f"() => !!({ROOT} && {ROOT}.medai)", timeout=LOAD_TIMEOUT_MS)
         page.evaluate(f"() => {ROOT}.medai.whenLoaded()")
@@ -130,6 +123,23 @@ def annotating(browser, lab, shared_data: Path):
         raise
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def annotating(browser, lab, shared_data: Path):
+    pytest.importorskip("medai_lab.widgets.viewer")
+    from medai_lab.widgets.viewer import BUNDLE
+
+    if not BUNDLE.is_file():
+        pytest.fail(f"the viewer bundle {BUNDLE} is not built (make install builds it)")
+    dicom = shared_data / "ct_series_basel" / "dicom"
+    cell = "\n".join([
+        "from medai_lab.widgets import view",
+        f"w = view({str(dicom)!r}, label_names={NAMES!r}, layout='axial')",
+        "w",
+    ])  # fmt: skip
+    with viewer_page(browser, lab, "annotate_ui.ipynb", cell) as an:
+        yield an
 
 
 def capsule(a, b, spacing, shape, k, radius) -> np.ndarray:

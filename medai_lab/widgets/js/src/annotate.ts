@@ -5,13 +5,14 @@ import { linePoints, paintStamp, type Stamp } from "./brush";
 import { editMessage, groupsOf, History, StrokeRecord, type Edit } from "./edits";
 import { planeDef, sliceAxis } from "./geometry";
 import { syncLabels3d } from "./labels3d";
+import { interpolateGaps } from "./interpolate";
 import { flood, holes } from "./regions";
 import { asBytes } from "./transport";
 import type { Level, PlaneName, Vec3 } from "./types";
 import type { Viewer } from "./viewer";
 
-export type Tool = "navigate" | "paint" | "erase" | "grow" | "assist";
-export const TOOLS: Tool[] = ["navigate", "paint", "erase", "grow", "assist"];
+export type Tool = "navigate" | "paint" | "erase" | "grow" | "assist" | "ruler";
+export const TOOLS: Tool[] = ["navigate", "paint", "erase", "grow", "assist", "ruler"];
 const GROW_LIMIT_3D = 20_000_000; // voxels a 3D region grow may reach
 
 /** A runs buffer (uint32 little-endian pairs) from a kernel message. */
@@ -158,6 +159,15 @@ export class Annotator {
     const slices = this.brush3d ? [...Array(v.meta.shape[a]).keys()] : [v.cursor[a]];
     const found: number[] = [];
     for (const k of slices) for (const f of holes(lv.data, v.meta.shape, axes, k, value)) found.push(f);
+    return this.commitVoxels(found, value, def.col);
+  }
+
+  /** Fill the gaps between slices of the active plane holding the active label (interpolate.ts). */
+  interpolate(): number {
+    const v = this.v, value = this.activeLabel, lv = this.labels(value);
+    if (!lv || !v.meta) return 0;
+    const def = planeDef(v.active, v.convention);
+    const found = interpolateGaps(lv.data, v.meta.shape, v.meta.spacing, [def.col, def.row, def.slice], value);
     return this.commitVoxels(found, value, def.col);
   }
 
@@ -357,6 +367,8 @@ export class Annotator {
       case "e": this.setTool("erase", true); return true;
       case "g": this.setTool("grow", true); return true;
       case "f": this.fillHoles(); return true;
+      case "i": this.interpolate(); return true;
+      case "m": this.setTool("ruler", true); return true;
       case "Escape": if (this.preview) this.reject(); else this.setTool("navigate", true); return true;
       case "Enter": if (!this.preview) return false; this.accept(); return true;
       case "n": this.setTool("navigate", true); return true;

@@ -78,6 +78,10 @@ export class InputHandler {
         const at = this.cursorFromPoint(p, x, y);
         if (at) v.annot.grow(p, at);
         return;
+      } else if (e.button === 0 && v.annot.tool === "ruler") {
+        const at = this.cursorFromPoint(p, x, y);
+        if (at) v.ruler.click(p, at);
+        return;
       } else if (e.button === 0 && v.annot.tool === "assist" && !e.shiftKey) {
         const at = this.cursorFromPoint(p, x, y);
         if (at) v.annot.ask(at, e.altKey);
@@ -201,7 +205,7 @@ export class InputHandler {
       if (t && t !== v.root && (t.tagName === "SELECT" || (t.tagName === "INPUT" && (t as HTMLInputElement).type !== "range"))) return;
       const p = v.active;
       let handled = true;
-      if (v.annot.onKey(e)) { e.preventDefault(); e.stopPropagation(); return; }
+      if (v.ruler.onKey(e) || v.annot.onKey(e)) { e.preventDefault(); e.stopPropagation(); return; }
       switch (e.key) {
         case "ArrowUp": v.step(p, 1, e.timeStamp); break;
         case "ArrowDown": v.step(p, -1, e.timeStamp); break;

@@ -160,6 +160,7 @@ export class ViewerLayout {
       if (isFinite(t) && t >= 0) { a.growTolerance = t; sync.commit("grow_tolerance", t, true); }
     });
     e.fill.addEventListener("click", () => a.fillHoles());
+    e.interp.addEventListener("click", () => a.interpolate());
     e.accept.addEventListener("click", () => a.accept());
     e.reject.addEventListener("click", () => a.reject());
     e.undo.addEventListener("click", () => a.undo());

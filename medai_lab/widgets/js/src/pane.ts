@@ -124,6 +124,22 @@ export class PlanePane {
     ctx.drawImage(this.off, 0, 0, this.off.width, this.off.height, f.ox, f.oy, w * f.kx, h * f.ky);
   }
 
+  /** A measured segment (css px) with its text, on the crosshair layer (after drawCrosshair). */
+  drawSegment(a: [number, number], b: [number, number], text: string): void {
+    const c = this.xctx;
+    c.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    c.strokeStyle = c.fillStyle = "#4fc3f7";
+    c.lineWidth = 1.5;
+    c.beginPath();
+    c.moveTo(a[0], a[1]); c.lineTo(b[0], b[1]);
+    c.stroke();
+    for (const [x, y] of [a, b]) c.fillRect(x - 2, y - 2, 4, 4);
+    if (text) {
+      c.font = "12px sans-serif";
+      c.fillText(text, (a[0] + b[0]) / 2 + 6, (a[1] + b[1]) / 2 - 6);
+    }
+  }
+
   /** Crosshair lines through css point (x, y), on the layer above the image. */
   drawCrosshair(x: number | null, y: number | null, vColor: string, hColor: string): void {
     const c = this.xctx;

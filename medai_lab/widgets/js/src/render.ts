@@ -178,6 +178,7 @@ export class Renderer {
       const def = planeDef(p, v.convention);
       const byAxis = (a: number) => PLANE_COLORS[PLANES.find((q) => sliceAxis(q) === a)!];
       pane.drawCrosshair(fw.f.ox + u * fw.f.kx, fw.f.oy + w * fw.f.ky, byAxis(def.col), byAxis(def.row));
+      v.ruler.draw(p, fw.f);
     }
   }
 

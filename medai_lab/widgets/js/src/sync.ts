@@ -80,6 +80,7 @@ export class ModelSync {
     on("msg:custom", (msg: any, buffers: unknown[]) => {
       if (msg && msg.type === "proposal") v.annot.onProposal(msg, buffers);
       else if (msg && msg.type === "edit") v.annot.onKernelEdit(msg, buffers);
+      else if (msg && msg.type === "export_labels") this.exportLabels(msg.id);
       else v.store.handle(msg, buffers);
     });
     on("change:meta", () => {
@@ -170,6 +171,14 @@ export class ModelSync {
   }
 
   /** A custom message to the kernel (edits) with binary buffers. */
+  /** Answer a host's `export_labels` (the Lab document's Save): the edited label volume. */
+  private exportLabels(id: unknown): void {
+    const lv = this.v.annot.labels();
+    if (!lv) { this.send({ type: "labels", id, error: "the labels are still loading" }, []); return; }
+    const data = (lv.data as Uint8Array | Uint16Array).slice();
+    this.send({ type: "labels", id, shape: [...lv.shape], dtype: lv.dtype }, [data.buffer]);
+  }
+
   send(content: unknown, buffers: ArrayBuffer[]): void {
     this.model.send(content, undefined, buffers);
   }

@@ -61,6 +61,7 @@ export interface EditControls {
   accept: HTMLButtonElement;
   reject: HTMLButtonElement;
   fill: HTMLButtonElement;
+  interp: HTMLButtonElement;
   undo: HTMLButtonElement;
   redo: HTMLButtonElement;
   counts: HTMLSpanElement;
@@ -80,7 +81,7 @@ function buildEditBar(root: HTMLElement): EditControls {
   const bar = el("div", "mv-toolbar mv-editbar", root);
   const tg = el("div", "mv-group", bar);
   const tools: Record<string, HTMLButtonElement> = {};
-  for (const [t, text, key] of [["navigate", "navigate", "N"], ["paint", "paint", "B"], ["erase", "erase", "E"], ["grow", "grow", "G"], ["assist", "assist", "A"]]) {
+  for (const [t, text, key] of [["navigate", "navigate", "N"], ["paint", "paint", "B"], ["erase", "erase", "E"], ["grow", "grow", "G"], ["assist", "assist", "A"], ["ruler", "ruler", "M"]]) {
     const b = el("button", "", tg, text);
     b.type = "button";
     b.dataset.tool = t;
@@ -113,12 +114,15 @@ function buildEditBar(root: HTMLElement): EditControls {
   reject.type = "button"; reject.dataset.action = "reject"; reject.title = "reject the model's proposal (Escape)";
   const fill = el("button", "", ug, "fill holes");
   fill.type = "button"; fill.dataset.action = "fill"; fill.title = "fill holes of the label on this slice (F)";
+  const interp = el("button", "", ug, "interpolate");
+  interp.type = "button"; interp.dataset.action = "interpolate";
+  interp.title = "fill the slices between labelled slices of this plane (I)";
   const undo = el("button", "", ug, "undo");
   undo.type = "button"; undo.dataset.action = "undo"; undo.title = "undo (Ctrl+Z)";
   const redo = el("button", "", ug, "redo");
   redo.type = "button"; redo.dataset.action = "redo"; redo.title = "redo (Ctrl+Shift+Z, Ctrl+Y)";
   const counts = el("span", "mv-ptext", bar);
-  return { bar, tools, label, swatch, radius, radiusText, sphere, inWindow, tolerance, accept, reject, fill, undo, redo, counts };
+  return { bar, tools, label, swatch, radius, radiusText, sphere, inWindow, tolerance, accept, reject, fill, interp, undo, redo, counts };
 }
 
 export function buildControls(root: HTMLElement): Controls {

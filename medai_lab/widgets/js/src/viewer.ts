@@ -10,6 +10,7 @@ import { Pane3D } from "./pane3d";
 import { PlanePane } from "./pane";
 import { cameraBasis } from "./raycast";
 import { Renderer } from "./render";
+import { Ruler } from "./ruler";
 import { CSS } from "./style";
 import { ModelSync } from "./sync";
 import { VolumeStore } from "./transport";
@@ -31,6 +32,7 @@ export class Viewer {
   readonly sync: ModelSync;
   readonly layoutUi: ViewerLayout;
   readonly annot: Annotator;
+  readonly ruler: Ruler;
   private input: InputHandler;
 
   // View state.
@@ -80,6 +82,7 @@ export class Viewer {
     });
     this.render = new Renderer(this);
     this.annot = new Annotator(this);
+    this.ruler = new Ruler(this);
     this.sync = new ModelSync(this, model);
     this.layoutUi = new ViewerLayout(this);
     this.input = new InputHandler(this);
@@ -293,6 +296,7 @@ export class Viewer {
       layout: this.layout, convention: this.convention, overlay_mode: this.overlayMode, opacity: this.opacity,
       outline: this.outline, hidden_labels: [...this.hidden], show_3d: this.show3d, active: this.active, zoom,
       camera: { ...this.pane3d.cam }, error: this.error || null, edit: this.annot.state(), frame: this.frame,
+      measurements: this.ruler.items.map((m) => ({ ...m })),
     };
   }
 
