@@ -291,11 +291,14 @@ class Challenge:
 
     # --- leaderboard and viewer -----------------------------------------------------------
 
-    def leaderboard(self, phase: str | None = None) -> Any:
-        """The ranked table of a phase (pandas DataFrame); see :mod:`.leaderboard`."""
+    def leaderboard(self, phase: str | None = None, *, public: bool = False) -> Any:
+        """The ranked table of a phase (pandas DataFrame); see :mod:`.leaderboard`.
+
+        ``public``: the teams' view of a hidden phase with feedback settings (:mod:`.feedback`).
+        """
         from medai_lab.challenge.leaderboard import build
 
-        return build(self, self.spec.phase(phase).name)
+        return build(self, self.spec.phase(phase).name, public=public)
 
     def leaderboard_html(self, phase: str | None = None) -> str:
         from medai_lab.challenge.leaderboard import build, to_html

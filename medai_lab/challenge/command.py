@@ -65,6 +65,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--phase", help="phase name (default: the first phase)")
     p.add_argument("--html", metavar="FILE", help="also write an HTML page")
     p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    p.add_argument("--public", action="store_true", help="the teams' view of a hidden phase")
     p.set_defaults(func=_leaderboard)
 
     p = cmds.add_parser("status", help="the queue, or one submission's result")
@@ -172,7 +173,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
     ch = Challenge.open(args.dir)
     phase = ch.spec.phase(args.phase)
-    board = ch.leaderboard(phase.name)
+    board = ch.leaderboard(phase.name, public=args.public)
     print(format_table(board, ch.spec, phase))
     if args.html:
         atomic.write_text(args.html, to_html(board, ch.spec, phase))

@@ -29,12 +29,20 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def build(challenge: Challenge, phase: str) -> pd.DataFrame:
-    """The ranked table (columns :data:`COLUMNS`) of ``phase``."""
+def build(challenge: Challenge, phase: str, public: bool = False) -> pd.DataFrame:
+    """The ranked table (columns :data:`COLUMNS`) of ``phase``.
+
+    ``public``: what teams see of a hidden phase with ``feedback`` settings: the shown
+    (rounded / noisy / partial) means, ranked by them, without CIs or rank intervals.
+    """
     import pandas as pd
 
     spec = challenge.spec
-    ranked = rank_entries(challenge.store.scored(phase), spec.ranking)
+    entries = challenge.store.scored(phase)
+    feedback = spec.phase(phase).feedback
+    if public and spec.phase(phase).hidden and feedback.active:
+        return _public(challenge, entries, feedback)
+    ranked = rank_entries(entries, spec.ranking)
     tables = [pd.DataFrame(challenge.store.metric_rows(int(e["id"]))) for e in ranked]
     stability = rank_stability(tables, spec.ranking, n_boot=spec.bootstrap)
     rows = []
@@ -62,6 +70,27 @@ def build(challenge: Challenge, phase: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def _public(challenge: Challenge, entries: list[dict[str, Any]], feedback: Any) -> pd.DataFrame:
+    import pandas as pd
+
+    from medai_lab.challenge.feedback import public_score
+
+    spec, shown = challenge.spec, []
+    for e in entries:
+        rows = challenge.store.metric_rows(int(e["id"]))
+        score = public_score(spec, feedback, int(e["id"]), e, rows)
+        shown.append({**e, **{f"{m}_mean": score[f"{m}_mean"] for m in ("dice", "hd95", "nsd")}})
+    out = []
+    for e in rank_entries(shown, spec.ranking):
+        row = dict.fromkeys(COLUMNS, math.nan)
+        row.update(rank=e["rank"], team=e["team"], submission=int(e["id"]),
+                   submitted=e["created_at"], format=e["format"],
+                   failed_cases=int(e["n_failed"]), n_cases=int(e["n_cases"]))  # fmt: skip
+        row.update({m: _num(e[f"{m}_mean"]) for m in ("dice", "hd95", "nsd")})
+        out.append(row)
+    return pd.DataFrame(out, columns=COLUMNS)
+
+
 def format_table(board: pd.DataFrame, spec: Spec, phase: Phase) -> str:
     """A plain-text table for the terminal."""
     tol = f"@{spec.nsd_tolerance_mm:g}mm"
@@ -79,7 +108,7 @@ def format_table(board: pd.DataFrame, spec: Spec, phase: Phase) -> str:
                 _ci(r, "nsd"),
                 f"{r['failed_cases']}/{r['n_cases']}",
                 _rank_range(r),
-                f"{r['p_first']:.2f}",
+                _p(r["p_first"]),
                 str(r["submission"]),
             ]
         )
@@ -104,7 +133,7 @@ def to_html(board: pd.DataFrame, spec: Spec, phase: Phase, *, page: bool = True)
     for r, rank in zip(board.to_dict("records"), _rank_labels(board), strict=True):
         cells = [rank, str(r["team"]), _ci(r, "dice"), _ci(r, "hd95", "{:.2f}"),
                  _ci(r, "nsd"), f"{r['failed_cases']}/{r['n_cases']}", _rank_range(r),
-                 f"{r['p_first']:.2f}"]  # fmt: skip
+                 _p(r["p_first"])]  # fmt: skip
         rows.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
     if not rows:
         rows.append(f'<tr><td colspan="{len(head)}">no scored submissions yet</td></tr>')
@@ -154,6 +183,10 @@ def _rank_labels(board: pd.DataFrame) -> list[str]:
     return [f"{r}=" if counts[r] > 1 else str(r) for r in board["rank"]]
 
 
+def _p(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f}"
+
+
 def _num(value: Any) -> float:
     return math.nan if value is None else float(value)
 
@@ -166,5 +199,7 @@ def _ci(r: dict[str, Any], metric: str, fmt: str = "{:.3f}") -> str:
 
 
 def _rank_range(r: dict[str, Any]) -> str:
+    if math.isnan(r["rank_low"]):
+        return "n/a"  # a public view of a hidden phase: no rank intervals
     low, high = round(r["rank_low"]), round(r["rank_high"])
     return str(low) if low == high else f"{low}-{high}"

@@ -96,3 +96,9 @@ def test_hidden_feedback_is_rounded_partial_and_stable(tmp_path, phases):
         assert f"{m}_ci_low" not in score
     assert "per_label" not in score
     assert full["score"]["dice_mean"] != score["dice_mean"]
+    board = ch.leaderboard("test", public=True)
+    assert list(board["dice"]) == [score["dice_mean"]] and board["dice_ci_low"].isna().all()
+    assert ch.leaderboard("test")["dice"][0] == full["score"]["dice_mean"]
+    from medai_lab.challenge.leaderboard import format_table
+
+    assert "owls" in format_table(board, ch.spec, ch.spec.phase("test"))
