@@ -187,5 +187,6 @@ def test_gpu_units_come_from_the_hub_pool_and_go_back(make_challenge, tmp_path):
     _queue(ch, tmp_path, {"owls": 1})
     alloc.release("alice")
     (res,) = ch.evaluate(track=False, gpu_pool=alloc)
-    assert res["status"] == "scored" and "gpu=" in res["notes"]
+    assert res["status"] == "scored" and res["score"]["n_failed"] == 0
+    assert "gpu=share" in res["notes"] and "gpu_memory=capped" in res["notes"]
     assert alloc.holdings() == {}
