@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from medai_lab.cpushare import cpu_count, dataloader_workers
+from medai_lab.datasets.download import download_msd as download_msd  # its old home
 from medai_lab.errors import MedaiError
 
 Case = dict[str, str]  # {"case": id, "image": path, "label": path}
@@ -161,38 +162,14 @@ def split_cases(
     return train, val
 
 
-def download_msd(task_id: str, root: str | os.PathLike[str]) -> Path:
-    """Download and extract one Medical Segmentation Decathlon task with MONAI; returns its folder.
-
-    Uses the URLs and MD5 sums of :class:`monai.apps.DecathlonDataset`. Needs network access.
-    """
-    from monai.apps import DecathlonDataset, download_and_extract
-
-    if task_id not in DecathlonDataset.resource:
-        raise DatasetError(f"unknown MSD task {task_id!r}")
-    root = Path(root)
-    target = root / task_id
-    if (target / "dataset.json").is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        download_and_extract(
-            url=DecathlonDataset.resource[task_id],
-            filepath=root / f"{task_id}.tar",
-            output_dir=str(root),
-            hash_val=DecathlonDataset.md5[task_id],
-            hash_type="md5",
-        )
-    except Exception as exc:  # network and archive errors come in many types
-        raise DatasetError(f"could not download {task_id}: {exc}") from exc
-    return target
-
-
-def preprocess_key(config: Mapping[str, Any]) -> str:
+def preprocess_key(config: Mapping[str, Any], frames: Any = None) -> str:
     """Short hash of everything that changes preprocessed volumes (names disk-cache folders)."""
     task = config["task"]
     keys = ("spacing", "intensity", "foreground_threshold")
-    blob = json.dumps({k: task.get(k) for k in keys}, sort_keys=True, default=str)
+    parts = {k: task.get(k) for k in keys}
+    if frames is not None and frames != "all":  # 3-D datasets keep the keys they had
+        parts["frames"] = frames
+    blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -275,6 +252,7 @@ def _torch_classes() -> dict[str, type]:
     import pytorch_lightning as pl
     import torch
 
+    from medai_lab.datasets.frames import case_frames, frames_choice, spec_text
     from medai_lab.datasets.transforms import (
         EpochSampler,
         SeededAugmentDataset,
@@ -295,6 +273,11 @@ def _torch_classes() -> dict[str, type]:
             Root of the disk cache (``data.cache: disk``); a sub-folder per preprocessing.
         progress
             Show MONAI's caching progress bar.
+        frames
+            Which frames of 4-D images become channels (:mod:`medai_lab.datasets.frames`):
+            default ``data.frames`` of the config, else what ``dataset.json`` records, else
+            all. After :meth:`setup`, :attr:`in_channels` is the channel count ``C`` of every
+            batch (``(B, C, x, y, z)``) and :attr:`frames` the choice applied.
         """
 
         def __init__(
@@ -303,11 +286,14 @@ def _torch_classes() -> dict[str, type]:
             data: str | os.PathLike[str],
             cache_dir: str | os.PathLike[str] | None = None,
             progress: bool = True,
+            frames: Any = None,
         ) -> None:
             super().__init__()
             self.config, self.data = config, Path(data)
             self.cache_dir = Path(cache_dir) if cache_dir is not None else None
             self.progress = progress
+            self.frames = frames
+            self.in_channels: int | None = None
             self.train_cases: list[Case] = []
             self.val_cases: list[Case] = []
             self.train_ds: Any = None
@@ -319,10 +305,14 @@ def _torch_classes() -> dict[str, type]:
             cfg, seed = self.config, int(self.config["seed"])
             cases = find_cases(self.data)
             check_cases(cases)
+            spec = self.frames if self.frames is not None else cfg["data"].get("frames")
+            self.frames = spec_text(frames_choice(self.data, spec))
+            # Every case checked up front: a frame missing in one case fails here, naming it.
+            self.in_channels = len(case_frames(cases, self.frames)[0])
             self.train_cases, self.val_cases = split_cases(
                 cases, float(cfg["data"]["val_fraction"]), seed
             )
-            pre = preprocess_transforms(cfg)
+            pre = preprocess_transforms(cfg, frames=self.frames)
             memory = cfg["data"]["cache"] == "memory"
             base = self._dataset(self.train_cases, pre)
             self.train_ds = SeededAugmentDataset(base, augment_transforms(cfg), seed, memory)
@@ -342,7 +332,7 @@ def _torch_classes() -> dict[str, type]:
                 root = self.config["data"].get("cache_dir") or self.cache_dir
                 if root is None:
                     raise DatasetError("data.cache is disk but no data.cache_dir is set")
-                folder = Path(root) / preprocess_key(self.config)
+                folder = Path(root) / preprocess_key(self.config, self.frames)
                 folder.mkdir(parents=True, exist_ok=True)
                 return PersistentDataset(cases, transform, cache_dir=folder)
             if mode == "none":

@@ -25,6 +25,7 @@ from monai.transforms import (
     EnsureChannelFirstd,
     EnsureTyped,
     LoadImaged,
+    MapTransform,
     NormalizeIntensityd,
     Orientationd,
     RandCropByLabelClassesd,
@@ -38,6 +39,8 @@ from monai.transforms import (
 )
 from torch.utils.data import Dataset, Sampler
 
+from medai_lab.datasets.frames import parse_frames, select_frames, sidecar_axis
+from medai_lab.datasets.msd import case_id
 from medai_lab.errors import MedaiError
 
 KEYS = ("image", "label")
@@ -66,12 +69,43 @@ def intensity_transform(task: Mapping[str, Any]) -> Any:
     raise MedaiError(f"task.intensity.mode must be ct_window or zscore, got {mode!r}")
 
 
-def preprocess_transforms(config: Mapping[str, Any], keys: Sequence[str] = KEYS) -> Compose:
+class SelectFramesd(MapTransform):
+    """Keep the channels of a 4-D image that the frame choice names (see :mod:`..frames`).
+
+    Runs after ``EnsureChannelFirstd``, when a 4-D NIfTI's frames are the channels. Choices
+    by axis value read the sidecar JSON beside the image file (its ``Axis4`` values).
+    """
+
+    def __init__(self, frames: Any, keys: Sequence[str] = ("image",)) -> None:
+        super().__init__(keys)
+        self.frames = frames
+        parse_frames(frames)  # a bad choice fails when the pipeline is built, not mid-epoch
+
+    def __call__(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(data)
+        for key in self.key_iterator(out):
+            img = out[key]
+            source = str(getattr(img, "meta", {}).get("filename_or_obj", "") or key)
+            by_value = isinstance(parse_frames(self.frames), tuple) and img.shape[0] > 1
+            axis = sidecar_axis(source) if by_value else None
+            index = select_frames(self.frames, int(img.shape[0]), axis, case=case_id(source))
+            if index != list(range(int(img.shape[0]))):
+                out[key] = img[index]
+        return out
+
+
+def preprocess_transforms(
+    config: Mapping[str, Any], keys: Sequence[str] = KEYS, frames: Any = None
+) -> Compose:
     """Deterministic part: image and label on the target grid, body-cropped, normalised.
 
     ``keys=("image",)`` gives the inference pipeline (invertible with MONAI's ``Invertd``).
+    A 4-D image's frames become channels; ``frames`` (default ``data.frames`` of the config,
+    else all) picks which (:mod:`medai_lab.datasets.frames`).
     """
     keys = tuple(keys)
+    if frames is None:
+        frames = (config.get("data") or {}).get("frames")
     with_label = "label" in keys
     task = config["task"]
     threshold = task.get("foreground_threshold")
@@ -82,6 +116,7 @@ def preprocess_transforms(config: Mapping[str, Any], keys: Sequence[str] = KEYS)
         [
             LoadImaged(keys=keys, image_only=True),
             EnsureChannelFirstd(keys=keys),
+            *([SelectFramesd(frames)] if parse_frames(frames) != "all" else []),
             Orientationd(keys=keys, axcodes="RAS", labels=None),  # labels from the image space
             Spacingd(
                 keys=keys,

@@ -41,6 +41,14 @@ class NotAnImage(Exception):
         self.reason = reason
         self.corrupt = corrupt
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Crosses process boundaries (parallel folder scans) with ``corrupt`` intact.
+        return _not_an_image, (self.reason, self.corrupt)
+
+
+def _not_an_image(reason: str, corrupt: bool) -> NotAnImage:
+    return NotAnImage(reason, corrupt=corrupt)
+
 
 def floats(value: object, n: int) -> np.ndarray | None:
     """``n`` finite floats from a multi-valued attribute, or ``None``."""
