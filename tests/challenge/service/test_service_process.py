@@ -11,9 +11,9 @@ import stat
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import requests
+from hub.hubctl import descendants  # tests/hub
 
 from medai_lab.challenge.api import Challenge
 from medai_lab.hub.settings import free_port
@@ -69,7 +69,7 @@ def test_service_supervises_the_evaluator_and_stops_it(make_challenge, tmp_path)
 
         assert _wait("the service", answered) == 401
         assert stat.S_IMODE(ch.root.stat().st_mode) == 0o700
-        evaluator = _wait("the evaluator", lambda: _child(proc.pid))
+        evaluator = _wait("the evaluator", lambda: _leader_below(proc.pid))
         row = _wait("the score", lambda: Challenge.open(ch.root).store.score(sid), 120)
         assert row["n_failed"] == 0
         proc.send_signal(signal.SIGTERM)
@@ -83,14 +83,12 @@ def test_service_supervises_the_evaluator_and_stops_it(make_challenge, tmp_path)
             os.killpg(evaluator, signal.SIGKILL)
 
 
-def _child(pid: int) -> int | None:
-    """The evaluator: the service's child (its own process group)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                return int(entry.name)
+def _leader_below(pid: int) -> int | None:
+    """The evaluator: the process below ``pid`` that leads its own process group."""
+    for p in descendants(pid):
+        try:
+            if os.getpgid(p) == p:
+                return p
+        except ProcessLookupError:
+            continue
     return None
