@@ -195,3 +195,28 @@ def _answers(client: Client) -> bool:
         if exc.status in (0, 502, 503, 404):
             return False
         raise
+
+
+def test_hub_command_checks_the_folder_and_grants_the_service(challenge, tmp_path, capsys):
+    from traitlets.config import Config
+
+    from medai_lab.cli import main
+    from medai_lab.hub.config import apply
+
+    argv = ["hub", "--data", str(tmp_path / "hub"), "--gpus", "none", "--print-config"]
+    argv += ["--allow-root"] if os.geteuid() == 0 else []
+    assert main([*argv, "--challenge", str(tmp_path)]) == 2
+    assert "not a challenge folder" in capsys.readouterr().err
+    assert main([*argv, "--challenge", str(challenge.root), "--challenge-workers", "3"]) == 0
+    assert "/services/challenge" in capsys.readouterr().out
+    c = Config()
+    apply(c, HubSettings.load(tmp_path / "hub" / "medai_hub.json"))
+    (service,) = [s for s in c.JupyterHub.services if s["name"] == "challenge"]
+    command = service["command"]
+    assert command[command.index("--dir") + 1] == str(challenge.root)
+    assert command[command.index("evaluate") + 1] == str(challenge.root)
+    assert command[command.index("--workers") + 1] == "3"
+    scope = "access:services!service=challenge"
+    assert scope in c.Spawner.server_token_scopes  # the Lab's server extension forwards with it
+    (user_role,) = [r for r in c.JupyterHub.load_roles if r["name"] == "user"]
+    assert scope in user_role["scopes"]  # users' own tokens (a terminal elsewhere)
