@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from medai_lab.challenge import Challenge
-from medai_lab.challenge.service.client import Client, ServiceError
+from medai_lab.challenge.service.client import Client, ServiceError, status_lines, submit_line
 from medai_lab.datasets import write_phantom_dataset
 from medai_lab.hub.config import server_cmd
 from medai_lab.hub.preflight import account_problems, hub_needs
@@ -97,7 +97,7 @@ def predictions(labels: Path, out: Path, *, empty: bool) -> Path:
 
 
 def test_two_users_submit_through_the_hub_service(
-    make_hub, second_account, reachable_base, challenge, tmp_path
+    make_hub, second_account, reachable_base, challenge, tmp_path, monkeypatch
 ):
     ch, root = challenge, challenge.root
     data = reachable_base / "hub"
@@ -154,9 +154,13 @@ def test_two_users_submit_through_the_hub_service(
         assert outside.status_code == 403, outside.text
 
         # bob, from a terminal, with his own token
-        theirs = bob.submit(predictions(labels, tmp_path / "zeros", empty=True), phase="validation")
+        zeros = predictions(labels, tmp_path / "zeros", empty=True)
+        with monkeypatch.context() as env:  # as in a terminal of bob's server
+            env.setenv("JUPYTERHUB_API_TOKEN", tokens["bob"])
+            said = submit_line(hub.url, zeros, phase="validation")
+        assert said.startswith("submission ") and "team bob" in said and said.endswith("queued")
+        (theirs,) = bob.status()
         assert theirs["team"] == "bob" and theirs["id"] != mine["id"]
-        assert [s["id"] for s in bob.status()] == [theirs["id"]]
         with pytest.raises(ServiceError) as err:
             bob.result(mine["id"])
         assert err.value.status == 404 and "alice" not in str(err.value)
@@ -183,6 +187,8 @@ def test_two_users_submit_through_the_hub_service(
         ranked = [row["team"] for row in sorted(board["rows"], key=lambda x: x["rank"])]
         assert ranked == ["alice", "bob"]  # the true labels beat empty masks
         assert bob.result(theirs["id"])["score"]["dice_mean"] < scored["score"]["dice_mean"]
+        (line,) = status_lines(hub.url, token=tokens["bob"])  # the terminal's view
+        assert line.startswith(f"submission {theirs['id']} (bob, validation") and "Dice" in line
         hub.stop_server("alice")
         _, code = hub.terminate()  # the service stops with the hub
         assert code == 0, hub.log_tail()

@@ -109,3 +109,30 @@ class Client:
         if r.status_code == 404 and not message.startswith(("submission", "no submission")):
             message = f"no challenge service at {self.url} (is the hub started with --challenge?)"
         raise ServiceError(f"challenge service: {message}", r.status_code)
+
+
+# --- the terminal (medai-lab challenge submit|status|leaderboard --hub URL) -------------------
+
+
+def submit_line(
+    hub: str,
+    path: str | os.PathLike[str],
+    *,
+    token: str | None = None,
+    phase: str | None = None,
+    fmt: str | None = None,
+) -> str:
+    """Submit ``path`` through the hub's service; the one line to print."""
+    row = Client.from_hub(hub, token).submit(path, phase=phase, fmt=fmt)
+    return (
+        f"submission {row['id']} accepted for team {row['team']}, phase {row['phase']} "
+        f"({row['format']}): {row['status']}"
+    )
+
+
+def status_lines(hub: str, *, token: str | None = None, phase: str | None = None) -> list[str]:
+    """One line per submission of the caller's team, newest first."""
+    from medai_lab.challenge.api import describe_result
+
+    rows = Client.from_hub(hub, token).status(phase)
+    return [describe_result(r) for r in rows] or ["no submissions yet"]
