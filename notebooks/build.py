@@ -266,6 +266,78 @@ def labels_notebook() -> nbformat.NotebookNode:
     return new_notebook(cells=cells, metadata=_metadata())
 
 
+def annotate_notebook() -> nbformat.NotebookNode:
+    md, code = new_markdown_cell, new_code_cell
+    cells = [
+        md(
+            "# Label with a model's help, then train on the labels\n\nThe active-learning loop "
+            "in one notebook: a trained template model proposes the organ you click on, you "
+            "accept and correct it, the case joins a training dataset and the model is tuned on "
+            "it. The viewer calls the same functions when you click with the **assist** tool and "
+            "press Enter; here they are called headless so the notebook also runs in CI."
+        ),
+        params(
+            'task = "liver"\npreset = "smoke"  # smoke (seconds), cpu (minutes), gpu\n'
+            'out = "medai-annotate"  # run, labels, dataset\n'
+            "model = None  # None: train one here; or a run folder / MLflow run id / .ts / .onnx"
+        ),
+        md("## 1. A model to ask\nAny trained template run or export; a short run if none."),
+        code(
+            "import shutil\nfrom pathlib import Path\n\n"
+            "from medai_lab.tasks import compose, train\n\n"
+            "work = Path(out)\nshutil.rmtree(work, ignore_errors=True)\n"
+            "cfg = compose(task, preset)\n"
+            "run = train(task, preset, overrides=['trainer.max_epochs=1'], out_dir=work,\n"
+            "            progress=False)\n"
+            "model = model or run.run_dir\nprint('model:', model)"
+        ),
+        md(
+            "## 2. An unlabelled case, and a click on the liver\nThe proposal is computed in a "
+            "96^3 region around the click, on this kernel's CPU (or the server's GPU)."
+        ),
+        code(
+            "import numpy as np\n\n"
+            "from medai_lab.datasets.phantom import make_phantom\n"
+            "from medai_lab.evaluation.metrics import dice_score\n"
+            "from medai_lab.widgets import view\n"
+            "from medai_lab.widgets.assist import accept_proposal\n\n"
+            "phantom = cfg['data']['phantom']\n"
+            "image, truth = make_phantom(task, 1234, phantom['shape'], phantom['spacing'])\n"
+            "names = {int(k): v for k, v in cfg['task']['labels'].items()}\n"
+            "viewer = view(image, assist=model, label_names=names)\n"
+            "liver = truth.array == 1  # only to score the labels below\n"
+            "click = np.argwhere(liver)[len(np.argwhere(liver)) // 2].tolist()\n"
+            "print('proposal accepted:', accept_proposal(viewer, [click], label=1), 'voxels')\n"
+            "print(f'Dice of the proposal: {dice_score(viewer.labels == 1, liver):.2f}')\nviewer"
+        ),
+        md(
+            "## 3. Correct it\nWith the brush and eraser in the viewer; here the same edits "
+            "from Python (`viewer.paint`), each one undo step in open views."
+        ),
+        code(
+            "viewer.paint((viewer.labels == 1) & ~liver, 0)  # erase what is not liver\n"
+            "viewer.paint(liver & (viewer.labels != 1), 1)  # paint what was missed\n"
+            "print(f'Dice after correction: {dice_score(viewer.labels == 1, liver):.2f}')\n"
+            "saved = viewer.save(work / 'case_labels.nii.gz')\nprint('saved', saved.name)\n"
+            "viewer.stats()"
+        ),
+        md(
+            "## 4. Add the case to a dataset and fine-tune\nThe corrected case joins a copy of "
+            "the run's training data (MSD layout, `dataset.json` + `manifest.csv`); the run "
+            "continues for one more epoch on it (`medai-lab train --resume`)."
+        ),
+        code(
+            "from medai_lab.widgets.active import append_case, fine_tune\n\n"
+            "data = work / 'dataset'\nshutil.copytree(run.data_dir, data)\n"
+            "print('new case:', append_case(data, viewer))\n"
+            "tuned = fine_tune(task, data, preset=preset, out_dir=work, epochs=1, progress=False)\n"
+            "score = tuned.metrics['dice_mean']\n"
+            "print(f'fine-tuned on {tuned.data_dir.name}: dice_mean {score:.3f}')"
+        ),
+    ]
+    return new_notebook(cells=cells, metadata=_metadata())
+
+
 def _metadata() -> dict:
     return {
         "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
@@ -276,7 +348,8 @@ def _metadata() -> dict:
 
 NOTEBOOKS = {**{f"{t}.ipynb": (lambda t=t: task_notebook(t)) for t in TASKS},
              "pacs_deid.ipynb": pacs_notebook,
-             "labels_pacs.ipynb": labels_notebook}  # fmt: skip
+             "labels_pacs.ipynb": labels_notebook,
+             "annotate.ipynb": annotate_notebook}  # fmt: skip
 
 
 def render(name: str) -> str:

@@ -188,7 +188,8 @@ def _append_manifest(
             rows = list(csv.DictReader(fh))
     counts = np.bincount(np.asarray(labels.array).ravel().astype(np.int64))
     names = {int(k): v for k, v in (info.get("labels") or {}).items()}
-    found = "; ".join(f"{names.get(v, v)}={counts[v]}" for v in np.flatnonzero(counts) if v)
+    present = [int(v) for v in np.flatnonzero(counts) if v]
+    found = "; ".join(f"{names.get(v, v)}={counts[v]}" for v in present)
     rows.append({
         "case": case, "split": "training", "status": "written",
         "modality": (info.get("modality") or {}).get("0", "CT"),

@@ -22,11 +22,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
 from medai_lab.errors import MedaiError
+
+if TYPE_CHECKING:
+    from medai_lab.widgets.assist_model import ModelAssist
 
 Model = Callable[[np.ndarray, np.ndarray], Any]
 ModelSource = Model | str | os.PathLike[str]  # a callable or a model path
@@ -104,7 +107,7 @@ def proposal_flat(origin: Sequence[int], mask: np.ndarray, shape: Sequence[int])
     return np.ravel_multi_index(full, tuple(shape), order="F")
 
 
-def _takes_spacing(model: Any) -> bool:
+def _takes_spacing(model: Any) -> TypeGuard[ModelAssist]:
     from medai_lab.widgets.assist_model import ModelAssist
 
     return isinstance(model, ModelAssist)

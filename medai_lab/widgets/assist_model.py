@@ -84,8 +84,9 @@ class ModelAssist:
             raise MedaiError(f"the model takes a 3-D region, got shape {roi.shape}")
         pts = np.asarray(clicks, dtype=np.int64).reshape(-1, 3)
         given = spacing if spacing is not None else self.spacing or self.contract.spacing
+        sx, sy, sz = (float(s) for s in given)
         with self._lock:
-            logits = self._logits(roi, tuple(float(s) for s in given))
+            logits = self._logits(roi, (sx, sy, sz))
         return _pick(logits, pts, self.label)
 
     def _logits(self, roi: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -139,7 +140,9 @@ def _pick(logits: np.ndarray, clicks: np.ndarray, label: int | None) -> np.ndarr
 def load_assist(source: str | os.PathLike[str], device: str | None = None) -> ModelAssist:
     """:meth:`ModelAssist.load`, kept while the file is unchanged (one load per model)."""
     path = Path(source)
-    stamp = path.stat().st_mtime if path.exists() else 0.0
+    # A run folder changes where its checkpoints are rewritten (fine-tuning): look there too.
+    parts = [path, *(path / "checkpoints").glob("*.ckpt"), *path.glob("*.ckpt")]
+    stamp = max((p.stat().st_mtime for p in parts if p.exists()), default=0.0)
     key = (str(path.resolve()) if path.exists() else str(source), stamp, device)
     with _CACHE_LOCK:
         model = _CACHE.get(key)

@@ -106,3 +106,21 @@ def test_labels_notebook_rtstruct_to_cohort_to_seg(
     assert "stored in the PACS" in joined
     assert "SEG series in the PACS for this study: 1" in joined
     assert "Viewer object" in joined or "Viewer(" in joined
+
+
+def test_annotate_notebook_proposes_corrects_appends_and_fine_tunes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("anywidget")
+    work = tmp_path / "annotate"
+    texts = run("annotate.ipynb", tmp_path, monkeypatch, preset="smoke", out=str(work))
+    joined = "\n".join(texts)
+    accepted = int(joined.split("proposal accepted: ")[1].split()[0])
+    assert accepted > 0  # the model proposed something and it was painted
+    assert "Dice after correction: 1.00" in joined
+    assert "new case: liver_002" in joined and "fine-tuned on dataset" in joined
+    assert (work / "case_labels.nii.gz").is_file()
+    info = json.loads((work / "dataset" / "dataset.json").read_text())
+    assert (
+        info["numTraining"] == 3 and (work / "dataset" / "labelsTr" / "liver_002.nii.gz").is_file()
+    )
