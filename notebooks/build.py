@@ -312,7 +312,9 @@ def annotate_notebook() -> nbformat.NotebookNode:
         ),
         md(
             "## 3. Correct it\nWith the brush and eraser in the viewer; here the same edits "
-            "from Python (`viewer.paint`), each one undo step in open views."
+            "from Python (`viewer.paint`), each one undo step in open views. A `smoke` model has "
+            "learned almost nothing, so the correction does most of the work here; a model "
+            "trained longer leaves less to correct."
         ),
         code(
             "viewer.paint((viewer.labels == 1) & ~liver, 0)  # erase what is not liver\n"

@@ -106,3 +106,10 @@ def test_fine_tuning_continues_the_last_run_on_the_new_data(tmp_path: Path) -> N
     assert epochs_done(after) == epochs_done(before) + 1 == 2
     assert after["global_step"] > before["global_step"]  # it trained on, from those weights
     assert "dice_mean" in tuned.metrics
+    # the tuned run folder is an assist model as it is (its checkpoint, contract and labels)
+    from medai_lab.widgets.assist_model import load_assist
+
+    model = load_assist(runs / "liver")
+    assert model.contract.labels == ((1, "liver"), (2, "tumour"))
+    mask = model(image.array[:40, :40, :24], np.array([[20, 20, 12]]), spacing=image.spacing)
+    assert mask.shape == (40, 40, 24) and mask.dtype == bool

@@ -74,19 +74,6 @@ def test_the_model_is_loaded_once_per_file(exported: Path) -> None:
     assert load_assist(exported) is load_assist(str(exported))
 
 
-def test_a_run_folder_is_a_model_too(tmp_path: Path) -> None:
-    pytest.importorskip("pytorch_lightning")
-    from medai_lab.tasks import train
-    from medai_lab.widgets.assist_model import ModelAssist
-
-    run = train("liver", "smoke", None, ["trainer.max_epochs=1"], out_dir=tmp_path, progress=False)
-    model = ModelAssist.load(run.run_dir, device="cpu")
-    roi = np.full((40, 40, 24), -100, np.int16)
-    mask = model(roi, np.array([[20, 20, 12]]), spacing=(3.0, 3.0, 5.0))
-    assert mask.shape == roi.shape and mask.dtype == bool
-    assert model.contract.labels == ((1, "liver"), (2, "tumour"))
-
-
 @pytest.mark.parametrize(
     ("source", "message"),
     [("no/such/run", "no such run folder"), (42, "callable or a model path, not int")],
