@@ -86,6 +86,7 @@ def build_cohort(
     include_unlabelled: bool = True,
     workers: int | None = None,
     progress: bool = True,
+    frames: Any = "all",
 ) -> CohortReport:
     """Build an MSD-layout training cohort from a DICOM folder (see the module docstring).
 
@@ -100,9 +101,16 @@ def build_cohort(
         PS3.15 options for ``deid=True``. The Basic Profile empties ROI names (Table E.1-1:
         ``Z``), so the default keeps them through the Clean Descriptors Option instead:
         cleaned of identifiers, still naming the structure.
+    frames
+        4-D series (cine, multi-phase, multi-echo ...) are written whole, as 4-D NIfTI with
+        their sidecar JSON; ``frames`` (``"all"``, an index or ``"axis=value"``, see
+        :mod:`medai_lab.datasets.frames`) says which frames training uses as channels and is
+        recorded in ``dataset.json`` (``"frames"``).
     """
+    from medai_lab.datasets.frames import parse_frames
     from medai_lab.io.discovery import discover_series
 
+    parse_frames(frames)  # a bad choice fails before any work
     out_dir = Path(out)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise MedaiError(f"output exists and is not empty: {out_dir}")
@@ -137,6 +145,10 @@ def build_cohort(
             why = "; ".join(sorted({r["note"] for r in report.skipped})) or "no label objects"
             raise MedaiError(f"no labelled case for task {task} in {src.name or src}: {why}")
         _write_dataset_json(tmp, task, labels, report.rows, modality, deid_profile)
+        if any(r["shape"].count("x") == 3 for r in report.rows if r["split"] == "training"):
+            from medai_lab.datasets.frames import record_frames
+
+            record_frames(tmp, frames)  # 4-D images: which frames are the channels
         atomic.write_text(tmp / "manifest.csv", _csv(report.rows))
     return report
 
@@ -154,6 +166,7 @@ def _write_cases(
     from medai_lab.io.label_objects import merge_label_maps, read_labels
     from medai_lab.io.loader import load_series
     from medai_lab.io.nifti import save_nifti
+    from medai_lab.io.sidecar import write_companions
     from medai_lab.io.volume import Volume
     from medai_lab.progress import progress_bar
 
@@ -176,7 +189,9 @@ def _write_cases(
             continue
         try:
             volume = load_series(series)
-            maps = [read_labels(o, volume, labels=labels, synonyms=synonyms) for o in objects]
+            # Labels lie on the 3-D grid; a 4-D image's frames share it.
+            grid = volume if volume.axis4 is None else Volume(volume.array[..., 0], volume.affine)
+            maps = [read_labels(o, grid, labels=labels, synonyms=synonyms) for o in objects]
         except MedaiError as err:
             rows.append(_skip(row, f"series {index}", str(err)))
             continue
@@ -184,6 +199,8 @@ def _write_cases(
         row["spacing_mm"] = "x".join(f"{s:.3g}" for s in volume.spacing)
         folder = "imagesTr" if objects else "imagesTs"
         save_nifti(volume, tmp / folder / f"{case}.nii.gz")
+        if volume.axis4 is not None:  # the 4th axis values, for choosing frames by value
+            write_companions(volume, tmp / folder / f"{case}.nii.gz")
         if objects:
             label_map = merge_label_maps(maps, labels)
             found_labels = {

@@ -157,6 +157,35 @@ def dataset_channels(data: str | os.PathLike[str], spec: FrameSpec | None = None
     return len(case_frames(find_cases(data), chosen)[0])
 
 
+def record_frames(data: str | os.PathLike[str], spec: FrameSpec | None = None) -> dict[str, Any]:
+    """Check ``spec`` against every case of an MSD folder and record it in ``dataset.json``.
+
+    Writes ``"frames"``: the choice, the channel count and, for 4-D images, the 4th axis
+    (name, attribute, unit) and the first case's values of the chosen frames; sets
+    ``"tensorImageSize"`` to ``"4D"`` when the images are 4-D. Returns what it recorded.
+    """
+    from medai_lab import atomic
+
+    path = Path(data) / "dataset.json"
+    if not path.is_file():
+        raise FrameChoiceError(f"no dataset.json in {data}: frames are recorded there")
+    cases = find_cases(data)
+    chosen = case_frames(cases, spec)
+    first = cases[0]["image"]
+    info = json.loads(path.read_text(encoding="utf-8"))
+    record: dict[str, Any] = {"choice": spec_text(spec), "channels": len(chosen[0])}
+    axis = sidecar_axis(first) if image_frames(first) > 1 else None
+    if axis:
+        values = list(axis.get("values") or [])
+        record["axis"] = {k: axis.get(k) for k in ("name", "attribute", "unit")}
+        record["values"] = [values[i] for i in chosen[0] if i < len(values)]
+    if image_frames(first) > 1:
+        info["tensorImageSize"] = "4D"
+    info["frames"] = record
+    atomic.write_text(path, json.dumps(info, indent=2) + "\n")
+    return record
+
+
 def frames_choice(data: str | os.PathLike[str], spec: FrameSpec | None) -> FrameSpec:
     """``spec`` when given, else what ``dataset.json`` records, else ``"all"``."""
     if spec is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from medai_lab.datasets.frames import (
     case_frames,
     dataset_channels,
     parse_frames,
+    record_frames,
     select_frames,
 )
 from medai_lab.datasets.msd import find_cases, preprocess_key
@@ -123,11 +125,19 @@ def test_choice_recorded_in_dataset_json_is_the_default(fourd_msd, tmp_path):
     data.mkdir()
     for sub in ("imagesTr", "labelsTr"):
         (data / sub).symlink_to(fourd_msd / sub)
-    info = json.loads((fourd_msd / "dataset.json").read_text())
-    info["frames"] = {"choice": 0, "axis": "phase"}
-    (data / "dataset.json").write_text(json.dumps(info))
+    shutil.copy(fourd_msd / "dataset.json", data / "dataset.json")
+    before = (data / "dataset.json").read_text()
+    with pytest.raises(FrameChoiceError, match="liver_002"):
+        record_frames(data, "phase=0")  # not in every case: nothing recorded
+    assert (data / "dataset.json").read_text() == before
+    recorded = record_frames(data, "trigger_time=70")
+    info = json.loads((data / "dataset.json").read_text())
+    assert info["frames"] == recorded and info["tensorImageSize"] == "4D"
+    assert recorded["channels"] == 1 and recorded["values"] == [70.0]
+    assert recorded["axis"] == {"name": "phase", "attribute": "trigger_time", "unit": "ms"}
+    assert info["training"] == json.loads(before)["training"]
     _, dm = _module(data)
-    assert dm.in_channels == 1 and dm.frames == [0]
+    assert dm.in_channels == 1 and dm.frames == "trigger_time=70"
     _, dm = _module(data, "all")  # an explicit choice wins over the recorded one
     assert dm.in_channels == 3
 
