@@ -106,9 +106,10 @@ def main() -> int:
             t0 = time.perf_counter()
             done = ch.evaluate(workers=workers, track=False)
             seconds = time.perf_counter() - t0
-            bad = [r for r in done if r["status"] != "scored" or r["score"]["n_failed"]]
+            bad = [(r["id"], r["status"], (r.get("score") or {}).get("failures"), r["notes"])
+                   for r in done if r["status"] != "scored" or r["score"]["n_failed"]]  # fmt: skip
             if len(done) != len(packages) or bad:
-                raise SystemExit(f"workers={workers}: {len(done)} done, failures: {bad[:1]}")
+                raise SystemExit(f"workers={workers}: {len(done)} done; failed: {bad}")
             return seconds
 
         times: dict[str, list[float]] = {"1": [], "2": [], "direct": [], "sandbox": []}
