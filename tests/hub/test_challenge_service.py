@@ -11,11 +11,13 @@ organiser's evaluator (the Python API, as root) scores both.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import nibabel as nib
 import numpy as np
@@ -161,6 +163,13 @@ def test_two_users_submit_through_the_hub_service(
         assert said.startswith("submission ") and "team bob" in said and said.endswith("queued")
         (theirs,) = bob.status()
         assert theirs["team"] == "bob" and theirs["id"] != mine["id"]
+        big = tmp_path / "big"
+        big.mkdir()
+        (big / "predict.py").write_bytes(os.urandom(6 * 2**20))  # over the 4 MiB of the spec
+        with pytest.raises(ServiceError, match="the limit is 4 MiB"):
+            bob.submit(big, phase="validation")
+        direct = f"http://127.0.0.1:{hub.settings.challenge_service_port}"
+        assert _refusals(direct, tokens["bob"]) == {"too big": 413, "not a zip": 400}
         with pytest.raises(ServiceError) as err:
             bob.result(mine["id"])
         assert err.value.status == 404 and "alice" not in str(err.value)
@@ -226,3 +235,26 @@ def test_hub_command_checks_the_folder_and_grants_the_service(challenge, tmp_pat
     assert scope in c.Spawner.server_token_scopes  # the Lab's server extension forwards with it
     (user_role,) = [r for r in c.JupyterHub.load_roles if r["name"] == "user"]
     assert scope in user_role["scopes"]  # users' own tokens (a terminal elsewhere)
+
+
+def _refusals(service_url: str, token: str) -> dict[str, int]:
+    """Uploads the service refuses: announced over the size cap (answered before the body is
+    sent; under tornado's own 100 MB cap, which cuts the connection), and a body that is not a
+    zip archive. Sent to the service's own address: through the hub's proxy, an answer given
+    before a body that never comes did not arrive here (the client checks the size first)."""
+    host, port = urlsplit(service_url).hostname, urlsplit(service_url).port
+    path = "/services/challenge/api/submissions?phase=validation"
+    out = {}
+    for what, size, body in (("too big", 50 * 2**20, b""), ("not a zip", 5, b"hello")):
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        try:
+            conn.putrequest("POST", path)
+            conn.putheader("Authorization", f"token {token}")
+            conn.putheader("Content-Length", str(size))
+            conn.endheaders()
+            if body:
+                conn.send(body)
+            out[what] = conn.getresponse().status
+        finally:
+            conn.close()
+    return out

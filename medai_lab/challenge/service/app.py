@@ -32,12 +32,10 @@ from medai_lab.challenge.api import Challenge, resolve_team
 from medai_lab.challenge.errors import ChallengeError, QuotaError
 from medai_lab.challenge.service import archive, views
 
-UPLOAD_SLACK = 1.1  # a zip of incompressible weights is a little larger than the files
-
 
 def upload_cap(ch: Challenge) -> int:
-    """Most bytes a submission upload may have."""
-    return int(ch.spec.limits.submission_mb * 2**20 * UPLOAD_SLACK) + 2**20
+    """Most bytes a submission upload to ``ch`` may have."""
+    return archive.upload_cap(ch.spec.limits.submission_mb)
 
 
 def make_app(ch: Challenge, prefix: str, incoming: Path | None = None) -> Any:

@@ -19,7 +19,13 @@ from pathlib import Path, PurePosixPath
 from medai_lab.challenge.errors import ChallengeError
 
 MAX_FILES = 10_000
+UPLOAD_SLACK = 1.1  # a zip of incompressible weights is a little larger than the files
 _CHUNK = 1 << 20
+
+
+def upload_cap(submission_mb: float) -> int:
+    """Most bytes an upload may have for a spec's ``submission_mb`` (zip overhead allowed)."""
+    return int(submission_mb * 2**20 * UPLOAD_SLACK) + 2**20
 
 
 def pack(path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> tuple[Path, str]:

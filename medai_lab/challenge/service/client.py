@@ -14,7 +14,7 @@ from typing import Any
 
 from medai_lab.challenge.errors import ChallengeError
 from medai_lab.challenge.service import SERVICE
-from medai_lab.challenge.service.archive import pack
+from medai_lab.challenge.service.archive import pack, upload_cap
 
 TIMEOUT_S = 600.0  # a large upload over a slow link
 
@@ -73,8 +73,16 @@ class Client:
         self, path: str | os.PathLike[str], *, phase: str | None = None, fmt: str | None = None
     ) -> dict[str, Any]:
         """Pack ``path`` (model file + sidecar, package or predictions folder) and submit it."""
+        limit_mb = float(self.info()["submission_mb"])
         with tempfile.TemporaryDirectory(prefix="medai-submit-") as tmp:
             archive, entry = pack(path, tmp)
+            size = Path(archive).stat().st_size
+            if size > upload_cap(limit_mb):  # refused here, not by a cut connection mid-upload
+                raise ServiceError(
+                    f"the submission packs to {size / 2**20:.1f} MiB; the limit is "
+                    f"{limit_mb:g} MiB",
+                    413,
+                )
             params = {"phase": phase, "format": fmt, "entry": entry}
             with open(archive, "rb") as body:
                 return self._call(
