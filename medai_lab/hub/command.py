@@ -245,6 +245,12 @@ def _check(settings: Any) -> list[str]:
 
         Challenge.open(settings.challenge_dir)
     warnings = []
+    if settings.challenge_dir and settings.isolation == "shared" and not settings.run_as:
+        warnings.append(
+            "--challenge: the servers run as the hub's own account, so participants can read "
+            "the challenge folder; start the hub as root with --run-as ACCOUNT (or use "
+            "--isolation system) to keep it to the evaluator"
+        )
     if settings.run_as and settings.isolation == "shared":
         _check_account(settings)
     elif root_shared:

@@ -223,7 +223,9 @@ def test_hub_command_checks_the_folder_and_grants_the_service(challenge, tmp_pat
     assert main([*argv, "--challenge", str(tmp_path)]) == 2
     assert "not a challenge folder" in capsys.readouterr().err
     assert main([*argv, "--challenge", str(challenge.root), "--challenge-workers", "3"]) == 0
-    assert "/services/challenge" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "/services/challenge" in said.out
+    assert "participants can read the challenge folder" in said.err  # no --run-as here
     c = Config()
     apply(c, HubSettings.load(tmp_path / "hub" / "medai_hub.json"))
     (service,) = [s for s in c.JupyterHub.services if s["name"] == "challenge"]
