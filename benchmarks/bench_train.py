@@ -160,32 +160,29 @@ def run_hand_loop(data: Path, epochs: int) -> Run:
     from medai_lab.tasks.module import build_network
 
     cfg = compose(TASK, PRESET)
-    seed = int(cfg["seed"])
-    train_cases, _ = split_cases(find_cases(data), float(cfg["data"]["val_fraction"]), seed)
+    seed = cfg.seed
+    train_cases, _ = split_cases(find_cases(data), cfg.data.val_fraction, seed)
     torch.use_deterministic_algorithms(False)  # a Trainer(deterministic=True) left it on
     torch.manual_seed(seed)
-    n_classes = max(int(k) for k in cfg["task"]["labels"]) + 1
-    net = build_network(cfg["model"], 1, n_classes)
-    lcfg, ocfg = cfg["loss"], cfg["optim"]
+    n_classes = max(cfg.task.labels) + 1
+    net = build_network(cfg.model, 1, n_classes)
+    lcfg, ocfg = cfg.loss, cfg.optim
     loss_fn = DiceCELoss(
         to_onehot_y=True,
         softmax=True,
-        include_background=bool(lcfg["include_background"]),
-        lambda_dice=float(lcfg["lambda_dice"]),
-        lambda_ce=float(lcfg["lambda_ce"]),
-        batch=bool(lcfg["batch"]),
-        weight=torch.tensor([float(w) for w in lcfg["class_weights"]]),
+        include_background=lcfg.include_background,
+        lambda_dice=lcfg.lambda_dice,
+        lambda_ce=lcfg.lambda_ce,
+        batch=lcfg.batch,
+        weight=torch.tensor(lcfg.class_weights) if lcfg.class_weights else None,
     )
     opt = torch.optim.AdamW(
-        net.parameters(),
-        lr=float(ocfg["lr"]),
-        weight_decay=float(ocfg["weight_decay"]),
-        betas=(float(ocfg["momentum"]), 0.999),
+        net.parameters(), lr=ocfg.lr, weight_decay=ocfg.weight_decay, betas=(ocfg.momentum, 0.999)
     )
     t0 = time.perf_counter()
     ds = CacheDataset(train_cases, train_transforms(cfg), num_workers=2, progress=False)
     setup_s = time.perf_counter() - t0
-    loader = DataLoader(ds, batch_size=int(cfg["data"]["batch_size"]), shuffle=True)
+    loader = DataLoader(ds, batch_size=cfg.data.batch_size, shuffle=True)
     run = Run("hand loop", setup_s=setup_s)
     net.train()
     t_loop, mark = time.perf_counter(), cpu_mark()
@@ -316,9 +313,9 @@ def main() -> int:
     store_s = time.perf_counter() - t0
 
     cfg = compose(TASK, PRESET)
-    d = cfg["data"]
-    n_val = min(max(1, round(args.cases * float(d["val_fraction"]))), args.cases - 1)
-    per_step = int(d["batch_size"]) * int(d["samples_per_volume"])
+    d = cfg.data
+    n_val = min(max(1, round(args.cases * d.val_fraction)), args.cases - 1)
+    per_step = d.batch_size * d.samples_per_volume
     variants = ["template", "hand", "uncached", "tracked"]
     names = {
         "template": "template (cache memory)",
@@ -352,13 +349,13 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     load1 = os.getloadavg()
 
-    m = cfg["model"]
+    m = cfg.model.params
     print(
         f"{TASK} phantoms: {args.cases} cases {'x'.join(map(str, shape))} at "
         f"{'x'.join(f'{s:g}' for s in spacing)} mm ({args.cases - n_val} train / {n_val} val); "
-        f"{PRESET} preset: {m['name']} {m['channels']} res units {m['num_res_units']}, patch "
-        f"{'x'.join(map(str, cfg['task']['patch_size']))}, {d['batch_size']} volumes x "
-        f"{d['samples_per_volume']} patches = {per_step} samples/step"
+        f"{PRESET} preset: {cfg.model.name} {m['channels']} res units {m['num_res_units']}, "
+        f"patch {'x'.join(map(str, cfg.task.patch_size))}, {d.batch_size} volumes x "
+        f"{d.samples_per_volume} patches = {per_step} samples/step"
     )
     print(
         f"{args.epochs} epochs per run (first not timed) x {args.rounds} rounds: medians over "

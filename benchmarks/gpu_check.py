@@ -1,18 +1,21 @@
 """GPU check: what MedAI Lab's GPU paths do on real hardware, in one run (<= 8 min on an H100).
 
-    python benchmarks/gpu_check.py [--cpu] [--steps N] [--json OUT.json]
+    python benchmarks/gpu_check.py [--cpu] [--steps N] [--task NAME] [--json OUT.json]
 
 Sections (each timed; one that fails records its error and the rest still run):
 
 - inventory:  GPUs / MIG instances as the hub sees them (``hub.inventory.parse_inventory("auto")``)
 - allocator:  the hub's allocator hands out the real GPU; a process started with the
               ``CUDA_VISIBLE_DEVICES`` it sets sees exactly that GPU
-- templates:  lung, liver and heart at the ``gpu`` preset for a fixed number of optimiser steps
+- templates:  every task of the catalogue (lung, liver, heart, and YAML-only tasks) at the
+              ``gpu`` preset for a fixed number of optimiser steps
               (AMP as ``runtime_trainer`` chooses it: bf16 on an H100): samples/s, peak memory
 - sliding:    sliding-window inference throughput (MONAI, as validation runs it)
 - export:     TorchScript and ONNX (onnxruntime, CUDA provider when installed) vs eager
 - ddp:        one-process DDP (NCCL on CUDA, gloo on CPU): init, all-reduce, a step
 - lightning:  one real ``medai_lab.tasks.train`` run at the preset (phantoms, loader workers)
+
+sliding, export, ddp and lightning measure one task: ``--task`` (default liver).
 
 Without CUDA (or with ``--cpu``) every section runs on the CPU at tiny sizes (the ``smoke``
 preset): the same code paths, for CI. Prints a table, writes JSON, ends with a RATIO line.
@@ -31,16 +34,24 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-TASKS = ("lung", "liver", "heart")
+if TYPE_CHECKING:
+    from medai_lab.tasks.schema import TrainConfig
+
+DEFAULT_TASK = "liver"  # the task the single-network sections measure unless --task says
 
 
 class Ctx:
-    """Device, preset and sizes for this run."""
+    """Device, preset, sizes and the measured task of this run."""
 
-    def __init__(self, cpu: bool, steps: int | None, work: Path) -> None:
+    def __init__(self, cpu: bool, steps: int | None, work: Path, task: str = DEFAULT_TASK) -> None:
         import torch
+
+        from medai_lab import catalogue
+
+        self.task = catalogue.get(task).name  # one clear error for a task it does not know
+        self.tasks = catalogue.names()
 
         self.cuda = torch.cuda.is_available() and not cpu
         self.device = torch.device("cuda" if self.cuda else "cpu")
@@ -69,7 +80,7 @@ def _timed(fn: Callable[[], Any], repeat: int, sync: Callable[[], None]) -> floa
     return sorted(times)[len(times) // 2]
 
 
-def _template(ctx: Ctx, task: str) -> tuple[dict, Any]:
+def _template(ctx: Ctx, task: str) -> tuple[TrainConfig, Any]:
     from medai_lab.tasks.config import compose
     from medai_lab.tasks.module import SegmentationModule
 
@@ -77,10 +88,10 @@ def _template(ctx: Ctx, task: str) -> tuple[dict, Any]:
     return cfg, SegmentationModule(cfg)
 
 
-def _precision(ctx: Ctx, cfg: dict) -> str:
+def _precision(ctx: Ctx, cfg: TrainConfig) -> str:
     from medai_lab.tasks.runtime import runtime_trainer
 
-    return runtime_trainer(cfg["trainer"], cuda=ctx.cuda)["precision"]
+    return str(runtime_trainer(cfg.trainer, cuda=ctx.cuda)["precision"])
 
 
 def _autocast(ctx: Ctx, precision: str) -> Any:
@@ -142,7 +153,7 @@ def allocator(ctx: Ctx) -> dict[str, Any]:
 
 
 def templates(ctx: Ctx) -> dict[str, Any]:
-    return {task: _train_steps(ctx, task) for task in TASKS}
+    return {task: _train_steps(ctx, task) for task in ctx.tasks}
 
 
 def _train_steps(ctx: Ctx, task: str) -> dict[str, Any]:
@@ -152,8 +163,8 @@ def _train_steps(ctx: Ctx, task: str) -> dict[str, Any]:
     cfg, module = _template(ctx, task)
     net, loss_fn = module.net.to(ctx.device), module.loss_fn
     precision = _precision(ctx, cfg)
-    torch.backends.cudnn.benchmark = bool(cfg["trainer"]["benchmark"]) and ctx.cuda
-    batch, patch = int(cfg["data"]["batch_size"]), [int(p) for p in cfg["task"]["patch_size"]]
+    torch.backends.cudnn.benchmark = cfg.trainer.benchmark and ctx.cuda
+    batch, patch = cfg.data.batch_size, list(cfg.task.patch_size)
     x = torch.randn(batch, 1, *patch, device=ctx.device)
     y = torch.randint(0, len(module.labels) + 1, (batch, 1, *patch), device=ctx.device).float()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
@@ -195,9 +206,9 @@ def sliding(ctx: Ctx) -> dict[str, Any]:
     import torch
     from monai.inferers import sliding_window_inference
 
-    cfg, module = _template(ctx, "liver")
+    cfg, module = _template(ctx, ctx.task)
     net = module.net.to(ctx.device).eval()
-    ev = cfg["eval"]
+    ev = cfg.eval
     volume = torch.randn(1, 1, *ctx.volume, device=ctx.device)
     precision = _precision(ctx, cfg)
 
@@ -205,11 +216,11 @@ def sliding(ctx: Ctx) -> dict[str, Any]:
         with torch.inference_mode(), _autocast(ctx, precision):
             sliding_window_inference(
                 volume,
-                cfg["task"]["patch_size"],
-                int(ev["sw_batch_size"]),
+                cfg.task.patch_size,
+                ev.sw_batch_size,
                 net,
-                overlap=float(ev["overlap"]),
-                mode=str(ev["mode"]),
+                overlap=ev.overlap,
+                mode=ev.mode,
             )
 
     seconds = _timed(infer, 3, ctx.sync)
@@ -228,15 +239,13 @@ def export(ctx: Ctx) -> dict[str, Any]:
     from medai_lab.export import export_model
     from medai_lab.tasks.module import export_contract
 
-    cfg, module = _template(ctx, "liver")
+    cfg, module = _template(ctx, ctx.task)
     contract = export_contract(cfg)
-    ts = export_model(module.net, contract, ctx.work / "liver.ts", "torchscript")
-    onnx = export_model(module.net, contract, ctx.work / "liver.onnx", "onnx")
+    ts = export_model(module.net, contract, ctx.work / f"{ctx.task}.ts", "torchscript")
+    onnx = export_model(module.net, contract, ctx.work / f"{ctx.task}.onnx", "onnx")
     net = module.net.to(ctx.device).eval()
     scripted = torch.jit.load(str(ts.model), map_location=ctx.device)
-    x = torch.randn(
-        int(cfg["eval"]["sw_batch_size"]), 1, *contract["patch_size"], device=ctx.device
-    )
+    x = torch.randn(cfg.eval.sw_batch_size, 1, *contract["patch_size"], device=ctx.device)
 
     def run(model: Any) -> Callable[[], Any]:
         def call() -> Any:
@@ -283,11 +292,11 @@ def ddp(ctx: Ctx) -> dict[str, Any]:
         init_s = time.perf_counter() - start
         t = torch.ones(4, device=ctx.device)
         dist.all_reduce(t)
-        cfg, module = _template(ctx, "heart")
+        cfg, module = _template(ctx, ctx.task)
         model = DistributedDataParallel(
             module.net.to(ctx.device), device_ids=[ctx.device.index or 0] if ctx.cuda else None
         )
-        x = torch.randn(1, 1, *cfg["task"]["patch_size"], device=ctx.device)
+        x = torch.randn(1, 1, *cfg.task.patch_size, device=ctx.device)
         model(x).float().mean().backward()
         ctx.sync()
         nccl = ".".join(map(str, torch.cuda.nccl.version())) if ctx.cuda else None
@@ -311,10 +320,11 @@ def lightning(ctx: Ctx) -> dict[str, Any]:
         "data.phantom.cases=4" if ctx.cuda else "data.phantom.cases=2",
     ]
     start = time.perf_counter()
-    result = train("liver", ctx.preset, None, overrides, out_dir=ctx.work / "runs", progress=False)
+    result = train(ctx.task, ctx.preset, None, overrides, out_dir=ctx.work / "runs", progress=False)
     return {
+        "task": ctx.task,
         "preset": ctx.preset,
-        "precision": result.config["trainer"]["precision"],
+        "precision": result.config.trainer.precision,
         "seconds": round(time.perf_counter() - start, 1),
         "dice_mean": round(float(result.metrics.get("dice_mean", float("nan"))), 3),
     }
@@ -379,10 +389,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", action="store_true", help="CPU mode even where CUDA is there")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per template")
     parser.add_argument("--json", dest="json_out", help="write the report here")
+    parser.add_argument(
+        "--task", default=DEFAULT_TASK, help="catalogue task the one-network sections measure"
+    )
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
     args = parser.parse_args(argv)
+    from medai_lab.errors import MedaiError
+
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
-        ctx = Ctx(args.cpu, args.steps, Path(tmp))
+        try:
+            ctx = Ctx(args.cpu, args.steps, Path(tmp), args.task)
+        except MedaiError as exc:
+            print(f"gpu_check: error: {exc}", file=sys.stderr)
+            return 2
         print(f"gpu_check on {'CUDA' if ctx.cuda else 'CPU (tiny sizes)'}, preset {ctx.preset}")
         report = run(ctx, args.only)
     text = json.dumps(report, indent=2, default=str)

@@ -113,7 +113,7 @@ class ModelContract:
         return cls.from_dict(raw)
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> ModelContract:
+    def from_dict(cls, raw: ModelContract | Mapping[str, Any]) -> ModelContract:
         """From a sidecar / contract mapping; other keys (format, versions ...) are ignored."""
         if isinstance(raw, ModelContract):
             return raw

@@ -102,9 +102,9 @@ def cgroup_cpu_quota(root: str = CGROUP_ROOT, proc: str = "/proc/self/cgroup") -
     if "cpu" in groups and v1 is not None:
         for folder in _ancestors(v1, groups["cpu"]):
             quota_text = _read(folder / "cpu.cfs_quota_us")
-            period = _read(folder / "cpu.cfs_period_us")
-            if quota_text and period and int(quota_text) > 0:
-                limits.append(int(quota_text) / int(period))
+            period_text = _read(folder / "cpu.cfs_period_us")
+            if quota_text and period_text and int(quota_text) > 0:
+                limits.append(int(quota_text) / int(period_text))
     return min(limits) if limits else None
 
 

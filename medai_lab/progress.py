@@ -93,7 +93,9 @@ def quiet_third_party() -> Iterator[None]:
         for name in _LIGHTNING_LOGGERS:
             for handler in logging.getLogger(name).handlers:
                 if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
-                    moved.append((handler, handler.setStream(sys.stdout)))
+                    old = handler.setStream(sys.stdout)
+                    if old is not None:
+                        moved.append((handler, old))
     try:
         with warnings.catch_warnings():
             for message, category in _WARNING_NOISE:

@@ -26,7 +26,11 @@ class Quarantined(MedaiError):
 
 
 def _engine(
-    options: Iterable[str], key: bytes | None, key_file: object, allow_burned_in: bool, pixels: str
+    options: Iterable[str],
+    key: bytes | None,
+    key_file: str | os.PathLike[str] | None,
+    allow_burned_in: bool,
+    pixels: str,
 ) -> Deidentifier:
     secret = key if key is not None else load_or_create_key(key_file)
     return Deidentifier(secret, options, allow_burned_in=allow_burned_in, pixels=pixels)
@@ -52,7 +56,7 @@ def deidentify_dataset(
     """A de-identified copy of ``ds`` (the input object is not modified)."""
     import pydicom
     from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
+    from pydicom.uid import UID, ExplicitVRLittleEndian
 
     src = ds.copy()
     src.file_meta = FileMetaDataset(getattr(ds, "file_meta", FileMetaDataset()))
@@ -60,9 +64,9 @@ def deidentify_dataset(
         src.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta = src.file_meta
     if "MediaStorageSOPClassUID" not in meta:
-        meta.MediaStorageSOPClassUID = str(src.get("SOPClassUID", ""))
+        meta.MediaStorageSOPClassUID = UID(str(src.get("SOPClassUID", "")))
     if "MediaStorageSOPInstanceUID" not in meta:
-        meta.MediaStorageSOPInstanceUID = str(src.get("SOPInstanceUID", ""))
+        meta.MediaStorageSOPInstanceUID = UID(str(src.get("SOPInstanceUID", "")))
     buf = io.BytesIO()
     pydicom.dcmwrite(buf, src, enforce_file_format=True)
     deid = _engine(options, key, key_file, allow_burned_in, pixels)

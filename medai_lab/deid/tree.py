@@ -248,11 +248,14 @@ def _finish(
 
     Returns the audit rows, the patient linkage rows and the input linkage rows.
     """
-    rows, links, claimed, names = [], {}, {}, []
+    rows: list[dict[str, Any]] = []
+    links: dict[tuple[str, str], dict[str, Any]] = {}
+    claimed: dict[Path, str] = {}
+    names: list[dict[str, Any]] = []
     for r in sorted(results, key=lambda r: r.rel):
         counts = r.counts or Counter()
         name = input_pseudonym(keyed, r.rel)
-        row = {"input": name, "status": "deidentified", "output": "", "reason": ""}
+        row: dict[str, Any] = {"input": name, "status": "deidentified", "output": "", "reason": ""}
         if not r.reason:
             target = Path(*r.uids[:2], r.uids[2] + ".dcm")
             if target in claimed:

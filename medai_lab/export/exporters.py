@@ -131,7 +131,7 @@ def export_model(
         except Exception as exc:  # tracer and exporter errors come in many types
             raise ExportError(f"{fmt} export failed: {type(exc).__name__}: {exc}") from exc
         diff = float((torch.as_tensor(got) - expected).abs().max())
-        if not torch.allclose(torch.as_tensor(got), expected, **_TOL):
+        if not torch.allclose(torch.as_tensor(got), expected, rtol=_TOL["rtol"], atol=_TOL["atol"]):
             raise ExportError(f"{fmt} export disagrees with the network (max |diff| {diff:.2e})")
     meta = {
         "format": fmt,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -69,7 +69,7 @@ class Predictor:
         if device is None:
             device = "cuda" if on_torch and torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        if on_torch:
+        if isinstance(network, torch.nn.Module):
             network = network.eval().to(self.device)
         self.network = network
         self._pre: Any = None
@@ -125,7 +125,7 @@ class Predictor:
                 overlap=self.overlap,
                 mode=self.mode,
             )
-        return out.float()
+        return cast(torch.Tensor, out).float()  # one tensor in, one tensor out
 
     def labels_of(self, image: Any) -> np.ndarray:
         """Label map ``(X, Y, Z) uint8`` of a preprocessed ``(1, C, X, Y, Z)`` tensor."""

@@ -292,7 +292,8 @@ class DicomWebClient:
                 for headers, body in parts:
                     if stop.is_set():
                         break
-                    data = to_part10(body, headers.get_param("transfer-syntax"))
+                    syntax = headers.get_param("transfer-syntax")
+                    data = to_part10(body, syntax if isinstance(syntax, str) else None)
                     try:
                         sink(data)
                     except PacsError:
@@ -381,7 +382,8 @@ def to_part10(data: bytes, transfer_syntax: str | None = None) -> bytes:
     except Exception:  # pydicom raises many kinds on what is not DICOM
         raise PacsError("not a DICOM data set (no SOP Class/Instance UID)") from None
     implicit = pydicom.uid.ImplicitVRLittleEndian if ds.original_encoding[0] else None
-    meta.TransferSyntaxUID = transfer_syntax or implicit or pydicom.uid.ExplicitVRLittleEndian
+    syntax = pydicom.uid.UID(transfer_syntax) if transfer_syntax else None
+    meta.TransferSyntaxUID = syntax or implicit or pydicom.uid.ExplicitVRLittleEndian
     out = pydicom.filebase.DicomBytesIO()
     pydicom.filewriter.write_file_meta_info(out, meta, enforce_standard=True)
     return bytes(128) + b"DICM" + out.getvalue() + data

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from pydicom import Dataset
 from pydicom.uid import UID
 from pynetdicom import AE, _config, build_context, evt
-from pynetdicom import sop_class as sc
+from pynetdicom import sop_class as sc  # SOP class names made at import time: mypy cannot see
 from pynetdicom.status import code_to_category
 
 from medai_lab.pacs.base import Sink, StoreReport
@@ -125,7 +125,8 @@ class DimseClient:
     def echo(self) -> float:
         """C-ECHO; seconds from the association request to the echo response."""
         start = time.perf_counter()
-        with self._association([build_context(sc.Verification)]) as assoc:
+        verification = sc.Verification  # type: ignore[attr-defined]
+        with self._association([build_context(verification)]) as assoc:
             self._status(assoc.send_c_echo(), "C-ECHO")
             return time.perf_counter() - start
 
@@ -216,7 +217,7 @@ class DimseClient:
         self, level: str, keys: dict, limit: int | None = None, returns: Sequence[str] = ()
     ) -> list[dict[str, str]]:
         """C-FIND rows with ``returns`` (default ``RETURN_KEYS[level]``) and the matching keys."""
-        model = sc.StudyRootQueryRetrieveInformationModelFind
+        model = sc.StudyRootQueryRetrieveInformationModelFind  # type: ignore[attr-defined]
         returns = tuple(returns or RETURN_KEYS[level])
         rows: list[dict[str, str]] = []
         with self._association([build_context(model)]) as assoc:
@@ -235,7 +236,7 @@ class DimseClient:
         self, identifiers: list, receiver: Receiver, classes: list[str] | None
     ) -> dict[str, int | None]:
         """C-GET proposing (with the SCP role) the storage ``classes`` the series holds."""
-        model = sc.StudyRootQueryRetrieveInformationModelGet
+        model = sc.StudyRootQueryRetrieveInformationModelGet  # type: ignore[attr-defined]
         contexts, roles = get_contexts(classes)
         with self._association(
             [build_context(model), *contexts], roles, receiver.handlers
@@ -295,7 +296,7 @@ class DimseClient:
 
     def _move(self, identifiers: list, receiver: Receiver) -> dict[str, int | None]:
         """C-MOVE to our own short-lived Storage SCP (``move_aet`` on ``move_port``)."""
-        model = sc.StudyRootQueryRetrieveInformationModelMove
+        model = sc.StudyRootQueryRetrieveInformationModelMove  # type: ignore[attr-defined]
         with (
             move_destination(self.move_port or 0, self.move_aet, receiver, self.timeout),
             self._association([build_context(model)]) as assoc,

@@ -78,7 +78,8 @@ def pull(
     if not series:
         raise PacsError("no series match the query")
     report = PullReport(out_dir=store.out)
-    plans = []
+    # (study, series, SOP UIDs or the reported count, what is missing: UIDs or placeholders)
+    plans: list[tuple[str, str, list[str] | int, list[Any]]] = []
     for row in series:
         study_uid, series_uid = row["StudyInstanceUID"], row["SeriesInstanceUID"]
         reported = row.get("NumberOfSeriesRelatedInstances", "")
@@ -100,7 +101,7 @@ def pull(
     lock = threading.Lock()
     done = [0]
     with progress_bar(total=total, desc="pull", unit="inst", enabled=progress) as bar:
-        for study_uid, series_uid, sops, missing in plans:
+        for study_uid, series_uid, listed, missing in plans:
             put = store.sink_for(series_uid)
 
             def sink(data: bytes, put: Any = put) -> None:
@@ -112,9 +113,9 @@ def pull(
                         on_progress(done[0], total)
 
             if missing:
-                whole = isinstance(sops, int) or len(missing) == len(sops)
+                whole = isinstance(listed, int) or len(missing) == len(listed)
                 client.retrieve(study_uid, series_uid, None if whole else missing, sink)
-            store.mark_complete(series_uid, sops)
+            store.mark_complete(series_uid, listed)
             report.series_pulled += 1
             report.instances_stored += len(missing)
     report.quarantined = store.quarantined

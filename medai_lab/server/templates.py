@@ -7,22 +7,48 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medai_lab import catalogue
+
 ENV_TEMPLATES = "MEDAI_LAB_TEMPLATES"
 MAX_COPIES = 10_000
 
-TEMPLATES: list[dict[str, str]] = [
-    {"id": "lung", "title": "Lung segmentation", "icon": "lung", "notebook": "lung.ipynb",
-     "description": "Lungs and nodules on CT: data, viewer, training, evaluation, MLflow"},
-    {"id": "liver", "title": "Liver segmentation", "icon": "liver", "notebook": "liver.ipynb",
-     "description": "Liver and tumours on CT: data, viewer, training, evaluation, MLflow"},
-    {"id": "heart", "title": "Heart segmentation", "icon": "heart", "notebook": "heart.ipynb",
-     "description": "Left atrium on CT: data, viewer, training, evaluation, MLflow"},
+# Cards after the task cards (one per catalogue task, see :func:`all_templates`).
+OTHER_TEMPLATES: list[dict[str, str]] = [
     {"id": "pacs_deid", "title": "PACS & de-identification", "icon": "pacs",
      "notebook": "pacs_deid.ipynb",
      "description": "Query a PACS, pull a study de-identified, look at it"},
     {"id": "hackathon", "title": "Hackathon", "icon": "trophy", "notebook": "hackathon.ipynb",
      "description": "Train, submit, and see the leaderboard on hidden data"},
 ]  # fmt: skip
+
+
+def all_templates() -> list[dict[str, str]]:
+    """One card per task of the catalogue (``<task>.ipynb``), then :data:`OTHER_TEMPLATES`.
+
+    Read on each call, so a task added with ``$MEDAI_TASKS_DIR`` gets its card (``available``
+    once its notebook is installed).
+    """
+    cards = []
+    for name in catalogue.names():
+        info = catalogue.get(name)
+        labels = " and ".join(n.replace("_", " ") for _, n in info.labels)
+        cards.append(
+            {
+                "id": name,
+                "title": f"{name.replace('_', ' ').capitalize()} segmentation",
+                "icon": name,
+                "notebook": f"{name}.ipynb",
+                "description": f"{labels.capitalize()} on {info.modality}: data, viewer, "
+                "training, evaluation, MLflow",
+            }
+        )
+    return [*cards, *OTHER_TEMPLATES]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TEMPLATES":  # the list as it is now (older name)
+        return all_templates()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def template_dirs() -> list[Path]:
@@ -40,7 +66,7 @@ def template_dirs() -> list[Path]:
 
 def find_template(template_id: str) -> Path | None:
     """The notebook file of template ``template_id``, or None when it is not installed."""
-    entry = next((t for t in TEMPLATES if t["id"] == template_id), None)
+    entry = next((t for t in all_templates() if t["id"] == template_id), None)
     if entry is None:
         return None
     for folder in template_dirs():
@@ -52,7 +78,7 @@ def find_template(template_id: str) -> Path | None:
 
 def list_templates() -> list[dict[str, Any]]:
     """The contract's template list, each with ``available`` (its notebook is installed)."""
-    return [{**t, "available": find_template(t["id"]) is not None} for t in TEMPLATES]
+    return [{**t, "available": find_template(t["id"]) is not None} for t in all_templates()]
 
 
 def copy_template(template_id: str, folder: Path) -> Path:

@@ -26,11 +26,13 @@ import copy
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medai_lab import catalogue
 from medai_lab.errors import MedaiError
-from medai_lab.tasks.schema import ConfigError, TrainConfig
+
+if TYPE_CHECKING:  # built on first compose(): importing the package stays light
+    from medai_lab.tasks.schema import TrainConfig
 
 __all__ = [
     "CONFIG_DIR", "GROUPS", "PRESETS", "ConfigError", "TrainConfig", "compose", "flatten",
@@ -40,6 +42,18 @@ __all__ = [
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 GROUPS: tuple[str, ...] = ("task", "model", "optim", "data", "trainer", "eval")
 PRESETS: tuple[str, ...] = ("smoke", "cpu", "gpu", "ddp")
+
+
+class ConfigError(MedaiError):
+    """A config key, group option, preset or override value is not valid."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TrainConfig":
+        from medai_lab.tasks.schema import TrainConfig
+
+        return TrainConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def options(group: str) -> list[str]:
@@ -117,6 +131,8 @@ def compose(task: str, preset: str | None = "cpu", overrides: Sequence[str] = ()
                     _merge(cfg, block, where=f"preset {name!r} ({key})")
     for key, value in dotted:
         set_key(cfg, key, value)
+    from medai_lab.tasks.schema import TrainConfig
+
     return TrainConfig.from_dict(cfg)
 
 

@@ -118,7 +118,8 @@ class TrackingCallback(pl.Callback):
     @staticmethod
     def of(trainer: pl.Trainer) -> TrackingCallback | None:
         """The ``TrackingCallback`` among ``trainer.callbacks``, if any."""
-        return next((c for c in trainer.callbacks if isinstance(c, TrackingCallback)), None)
+        callbacks = getattr(trainer, "callbacks", [])  # a Trainer property the stubs miss
+        return next((c for c in callbacks if isinstance(c, TrackingCallback)), None)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -235,7 +236,7 @@ class TrackingCallback(pl.Callback):
     def _live(self, trainer: pl.Trainer) -> bool:
         return self._rank_zero and self._worker is not None and not trainer.sanity_checking
 
-    def _timed(self, fn: Callable[[], None]) -> None:
+    def _timed(self, fn: Callable[[], object]) -> None:
         if not self._rank_zero or self._worker is None:
             return
         start = time.perf_counter()

@@ -6,6 +6,7 @@ the thread batches whatever has piled up into ``MlflowClient.log_batch`` calls.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -119,7 +120,7 @@ class BackgroundLogger:
                 Metric(k, v, ts, step)
                 for k, v, ts, step in points[start : start + MAX_METRICS_PER_BATCH]
             ]
-            if self._guard(lambda c=chunk: self.client.log_batch(self.run_id, metrics=c)):
+            if self._guard(functools.partial(self.client.log_batch, self.run_id, metrics=chunk)):
                 self.batches_sent += 1
                 self.points_sent += len(chunk)
 

@@ -124,8 +124,10 @@ def test_dotted_overrides_both_spellings_and_yaml_values():
             "task.patch_size=[64, 64, 32]",
             "data.cache_dir=null",
             "trainer.deterministic=false",
+            "data.frames=[0, 2]",
         ],
     )
+    assert cfg.data.frames == [0, 2] and cfg.trainer.max_epochs == 5
     assert cfg["trainer"]["max_epochs"] == 5
     assert cfg["data"]["batch_size"] == 3
     assert cfg["optim"]["lr"] == pytest.approx(1e-3) and isinstance(cfg["optim"]["lr"], float)
@@ -205,6 +207,7 @@ def test_compose_returns_frozen_typed_views_and_plain_dicts():
         (["trainer.deterministic=maybe"], "trainer.deterministic must be true or false"),
         (["eval.overlap=1.5"], "eval.overlap must be a number from 0 to 0.99"),
         (["trainer.num_nodes=two"], "trainer.num_nodes must be a whole number or auto"),
+        (["data.frames=1.5"], "data.frames must be all, a frame index"),
     ],
 )
 def test_bad_values_give_one_clear_error(overrides, needle):

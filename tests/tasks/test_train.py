@@ -10,6 +10,7 @@ import pytest
 from medai_lab.tasks import train
 from medai_lab.tasks.command import main
 from medai_lab.tasks.runner import TrainingError, runtime_trainer
+from medai_lab.tasks.schema import TrainConfig
 
 pl = pytest.importorskip("pytorch_lightning")
 torch = pytest.importorskip("torch")
@@ -35,7 +36,12 @@ def test_smoke_fit_validate_and_export(task, tmp_path):
     assert 0 <= result.metrics["dice_mean"] <= 1
     for name in labels.values():
         assert f"dice/{name}" in result.metrics and f"nsd/{name}" in result.metrics
-    assert result.config["trainer"]["precision"] == "32-true"  # resolved at run time
+    assert result.config.trainer.precision == "32-true"  # resolved at run time (typed view)
+    assert result.module.config.trainer.precision == "32-true"  # the module saw the same
+    assert result.extra["val_cases"] == result.val_cases and result.exports  # older dict form
+    # the checkpoint holds the plain config: it rebuilds the same typed view
+    saved = result.module.hparams["config"]
+    assert isinstance(saved, dict) and TrainConfig.from_dict(saved).as_dict() == saved
     best, worst = result.module.val_examples["best"], result.module.val_examples["worst"]
     assert best["dice"] >= worst["dice"]
     assert best["image"].shape == best["label"].shape == best["prediction"].shape

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -114,7 +115,7 @@ def check_pixels(
         return _quarantine("OCR failed", name, px.frames)
     fixed, names = layouts.layout_boxes(ds)
     boxes = found.boxes + [b for b in fixed if b not in found.boxes]
-    extra = {"layouts": tuple(names), "detector_runs": found.detector_runs}
+    extra: dict[str, Any] = {"layouts": tuple(names), "detector_runs": found.detector_runs}
     checked = found.frames_checked
     if not boxes:
         data = encode.to_bytes(ds) if encode.mark_clean(ds) else None

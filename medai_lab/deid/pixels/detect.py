@@ -60,7 +60,8 @@ def find_boxes(px: Pixels, *, engine: str = ocr.DEFAULT, use_prefilter: bool = T
             v = views[frames.index(i)] if i in frames else view(px, i)
             stack_hi = v if stack_hi is None else np.maximum(stack_hi, v)
             stack_lo = v if stack_lo is None else np.minimum(stack_lo, v)
-        views += [stack_hi, stack_lo]
+        if stack_hi is not None and stack_lo is not None:  # px.frames > MAX_FRAMES >= 1
+            views += [stack_hi, stack_lo]
     boxes: list[Box] = []
     runs = 0
     for k, v in enumerate(views):

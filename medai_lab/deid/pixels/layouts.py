@@ -6,6 +6,7 @@ import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 from medai_lab.errors import MedaiError
 
@@ -54,7 +55,7 @@ def layout_boxes(ds) -> tuple[list[Box], list[str]]:
     for entry in _load(os.environ.get(ENV, "")):
         if not _matches(entry.get("match") or {}, ds):
             continue
-        found = [tuple(int(v) for v in b) for b in entry.get("boxes") or []]
+        found = [cast(Box, tuple(int(v) for v in b)) for b in entry.get("boxes") or []]
         if entry.get("band_above_regions"):
             found += _band_above_regions(ds)
         found = [

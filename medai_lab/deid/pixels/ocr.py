@@ -204,7 +204,7 @@ def _detect_tesseract(rgb: np.ndarray) -> list[Box]:
     h, w = rgb.shape[:2]
     s = max(2.0, _scale(h, w)) if max(h, w) <= 1024 else _scale(h, w)
     img = Image.fromarray(rgb).convert("L")
-    img = img.resize((round(w * s), round(h * s)), Image.BILINEAR)
+    img = img.resize((round(w * s), round(h * s)), Image.Resampling.BILINEAR)
     api = _tesseract()
     api.SetImage(img)
     found = api.GetComponentImages(tesserocr.RIL.TEXTLINE, True) or []
