@@ -173,6 +173,9 @@ def test_two_users_submit_through_the_hub_service(
         with pytest.raises(ServiceError) as err:
             bob.result(mine["id"])
         assert err.value.status == 404 and "alice" not in str(err.value)
+        with pytest.raises(ServiceError) as missing:
+            bob.result(10_000)
+        assert str(missing.value) == str(err.value).replace(str(mine["id"]), "10000")
         seen = requests.get(f"{lab}/submissions", headers=auth, timeout=30).json()
         assert [s["id"] for s in seen] == [mine["id"]]
 

@@ -88,11 +88,10 @@ def make_app(ch: Challenge, prefix: str, incoming: Path | None = None) -> Any:
                 return await asyncio.to_thread(fn, *args)
             except QuotaError as exc:
                 raise web.HTTPError(429, str(exc)) from None
+            except LookupError as exc:
+                raise web.HTTPError(404, str(exc)) from None
             except ChallengeError as exc:
-                status = (
-                    404 if "is not one of team" in str(exc) or "no submission" in str(exc) else 400
-                )
-                raise web.HTTPError(status, str(exc)) from None
+                raise web.HTTPError(400, str(exc)) from None
 
     class Info(Base):
         async def get(self) -> None:

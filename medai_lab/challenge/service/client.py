@@ -114,7 +114,7 @@ class Client:
             message = str(r.json().get("message") or r.reason)
         except ValueError:
             message = f"{r.status_code} {r.reason}"
-        if r.status_code == 404 and not message.startswith(("submission", "no submission")):
+        if r.status_code == 404 and "has no submission" not in message:
             message = f"no challenge service at {self.url} (is the hub started with --challenge?)"
         raise ServiceError(f"challenge service: {message}", r.status_code)
 

@@ -41,7 +41,10 @@ def status(ch: Challenge, team: str, phase: str | None = None) -> list[dict[str,
 
 
 def one(ch: Challenge, team: str, submission_id: int) -> dict[str, Any]:
-    """One of the team's submissions (:class:`ChallengeError` when it is not theirs)."""
+    """One of the team's submissions; :class:`LookupError` for any other id (another team's
+    and a missing one read the same, so ids of others cannot be probed)."""
+    if not any(int(r["id"]) == submission_id for r in ch.submissions(team=team)):
+        raise LookupError(f"team {team!r} has no submission {submission_id}")
     return clean(ch.result(submission_id, team=team))
 
 
