@@ -82,7 +82,10 @@ class _Bail(Exception):
 
 
 def read_fast(path: Path) -> tuple[dict[str, object], str, int, int] | None:
-    """Wanted attributes, transfer syntax, pixel offset and length; ``None`` to fall back."""
+    """Wanted attributes, transfer syntax, pixel offset and length; ``None`` to fall back.
+
+    Encapsulated (compressed) pixel data gives its offset with length -1.
+    """
     try:
         # A raw descriptor: a buffered file object costs more than parsing a short header.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
@@ -163,7 +166,7 @@ def _parse(buf: bytes, fh: _Raw) -> tuple[dict[str, object], str, int, int]:
         if want is not None:
             if tag == _PIXEL_DATA:
                 if length == undefined:
-                    return found, syntax, -1, -1  # encapsulated: decoder path reads it
+                    return found, syntax, start, -1  # encapsulated: fragments start here
                 return found, syntax, start, length
             if want[1] == "!" or length == undefined:
                 raise _Bail  # float pixels, enhanced functional groups: pydicom's job

@@ -12,6 +12,7 @@ from pathlib import Path
 from medai_lab.io.dims import classic_dims
 from medai_lab.io.frameinfo import FrameGeometry, NotAnImage, opt_float
 from medai_lab.io.multiframe import frame_geometries, siemens_mosaic
+from medai_lab.io.syntax import ENCAPSULATED
 
 __all__ = ["RAW_SYNTAXES", "FrameGeometry", "ImageHeader", "NotAnImage", "read_header"]
 
@@ -52,6 +53,7 @@ class ImageHeader:
     spacing_between_slices: float | None = None
     pixel_offset: int | None = None  # byte offset of uncompressed pixel data, when known
     pixel_length: int | None = None
+    encap_offset: int | None = None  # byte offset of encapsulated (compressed) pixel items
     manufacturer: str = ""
     mosaic_tiles: int = 0  # Siemens mosaic: tiles per side of the stored image (0 = none)
 
@@ -191,6 +193,11 @@ def _extract(path: Path, ds: object) -> ImageHeader:
         tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
         if tell is not None and length not in (None, 0xFFFFFFFF):
             header.pixel_offset, header.pixel_length = int(tell), int(length)
+    elif syntax in ENCAPSULATED:
+        raw = ds.get_item(_PIXEL_DATA, keep_deferred=True)  # type: ignore[attr-defined]
+        tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
+        if tell is not None and length == 0xFFFFFFFF:
+            header.encap_offset = int(tell)  # where the items start: frames decoded directly
     if header.pixel_length is not None and header.pixel_length < header.stored_bytes:
         raise NotAnImage("pixel data shorter than Rows x Columns x frames", corrupt=True)
     if header.pixel_offset is not None:
@@ -263,7 +270,9 @@ def _from_fast(path: Path) -> ImageHeader | None:
         spacing_between_slices=float(between[0]) if between is not None and len(between) else None,  # type: ignore[arg-type]
         manufacturer=str(f.get("Manufacturer", "")),
     )
-    if offset >= 0:
+    if offset >= 0 and length < 0:
+        header.encap_offset = offset
+    elif offset >= 0:
         header.pixel_offset, header.pixel_length = offset, length
         if length < header.stored_bytes:
             raise NotAnImage("pixel data shorter than Rows x Columns x frames", corrupt=True)

@@ -79,11 +79,10 @@ def _decode_in_processes(
     # fork: workers start in milliseconds with pydicom already imported (no re-import).
     method = "fork" if "fork" in mp.get_all_start_methods() else None
     jobs = []
-    for path, placed in items:
+    for _, placed in items:
         header = placed[0][1].header
         assert header is not None
-        indices = [ref.index for _, ref in placed]
-        jobs.append((path, header.transfer_syntax, header.mosaic_tiles, header.n_frames, indices))
+        jobs.append((header, [ref.index for _, ref in placed]))
     chunk = max(1, len(jobs) // (4 * workers))
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method)) as pool:
         for (path, placed), result in zip(
@@ -97,20 +96,11 @@ def _decode_in_processes(
                 out[k] = frame
 
 
-def _decode_job(job: tuple[Path, str, int, int, list[int]]) -> np.ndarray | str:
+def _decode_job(job: tuple[ImageHeader, list[int]]) -> np.ndarray | str:
     """Worker: the requested frames of one file, or a one-line reason it cannot be decoded."""
-    path, syntax, tiles, n_frames, indices = job
-    try:
-        arr = decoded(path, syntax)
-    except Exception as exc:  # decoders raise many types; the reason is what matters
-        return f"{path.name}: cannot decode pixel data ({str(exc).splitlines()[0][:120]})"
-    if tiles:
-        from medai_lab.io.multiframe import demosaic
-
-        arr = demosaic(arr, tiles, n_frames)
-    elif n_frames == 1:
-        arr = arr[np.newaxis]
-    return np.ascontiguousarray(arr[indices])
+    header, indices = job
+    arr = _decoded_or_reason(header)
+    return arr if isinstance(arr, str) else np.ascontiguousarray(arr[indices])
 
 
 def _read_raw(header: ImageHeader, placed: list[tuple[int, FrameRef]], out: np.ndarray) -> None:
@@ -129,49 +119,29 @@ def _read_raw(header: ImageHeader, placed: list[tuple[int, FrameRef]], out: np.n
             out[k].byteswap(inplace=True)
 
 
-# Decoder plugin preferred where pydicom's default is slower: for JPEG-LS it picks
-# pylibjpeg-libjpeg (24 ms a 512x512 CT slice) although CharLS (pyjpegls) takes 8 ms.
-_PREFERRED_PLUGIN = {
-    "1.2.840.10008.1.2.4.80": "pyjpegls",  # JPEG-LS lossless
-    "1.2.840.10008.1.2.4.81": "pyjpegls",  # JPEG-LS near-lossless
-}
-
-
-def decoded(path: Path, syntax: str) -> np.ndarray:
-    """All frames of one compressed file, decoded by pydicom with the fastest plugin here."""
-    from pydicom.pixels import get_decoder, pixel_array
-
-    plugin = _PREFERRED_PLUGIN.get(syntax, "")
-    if plugin:
-        try:
-            if plugin not in get_decoder(syntax).available_plugins:
-                plugin = ""
-        except (NotImplementedError, ValueError):
-            plugin = ""
-    # From the path: pydicom reads only the pixel-related elements, not the whole header.
-    return pixel_array(path, decoding_plugin=plugin)
-
-
 def _decode(header: ImageHeader, placed: list[tuple[int, FrameRef]], out: np.ndarray) -> None:
-    try:
-        arr = decoded(header.path, header.transfer_syntax)
-    except Exception as exc:  # decoders raise many types; the reason is what matters
-        from pydicom.uid import UID
-
-        raise DicomError(
-            f"{header.path.name}: cannot decode pixel data "
-            f"({UID(header.transfer_syntax).name}: {str(exc).splitlines()[0][:120]})"
-        ) from exc
-    if header.mosaic_tiles:
-        from medai_lab.io.multiframe import demosaic
-
-        arr = demosaic(arr, header.mosaic_tiles, header.n_frames)
-    elif header.n_frames == 1:
-        arr = arr[np.newaxis]
+    arr = _decoded_or_reason(header)
+    if isinstance(arr, str):
+        raise DicomError(arr)
     if arr.shape[1:] != out.shape[1:]:
         raise DicomError(f"{header.path.name}: decoded size {arr.shape[1:]} != Rows x Columns")
     for k, ref in placed:
         out[k] = arr[ref.index]
+
+
+def _decoded_or_reason(header: ImageHeader) -> np.ndarray | str:
+    """All frames of one compressed file, or a one-line reason they cannot be decoded."""
+    from medai_lab.io.codecs import decode_frames
+
+    try:
+        return decode_frames(header)
+    except Exception as exc:  # decoders raise many types; the reason is what matters
+        from pydicom.uid import UID
+
+        return (
+            f"{header.path.name}: cannot decode pixel data "
+            f"({UID(header.transfer_syntax).name}: {str(exc).splitlines()[0][:120]})"
+        )
 
 
 def _mask_bits(out: np.ndarray, headers: list[ImageHeader]) -> None:
