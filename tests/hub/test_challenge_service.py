@@ -198,6 +198,10 @@ def test_two_users_submit_through_the_hub_service(
         ).json()
         ranked = [row["team"] for row in sorted(board["rows"], key=lambda x: x["rank"])]
         assert ranked == ["alice", "bob"]  # the true labels beat empty masks
+        hidden = requests.get(
+            f"{lab}/leaderboard", params={"phase": "test"}, headers=auth, timeout=60
+        ).json()
+        assert (hidden["phase"], hidden["hidden"], hidden["rows"]) == ("test", True, [])
         assert bob.result(theirs["id"])["score"]["dice_mean"] < scored["score"]["dice_mean"]
         (line,) = status_lines(hub.url, token=tokens["bob"])  # the terminal's view
         assert line.startswith(f"submission {theirs['id']} (bob, validation") and "Dice" in line

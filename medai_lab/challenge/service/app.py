@@ -11,7 +11,7 @@ Routes under the service prefix (``/services/challenge/``), JSON in and out:
 ``GET api/submissions[?phase=]`` / ``GET api/submissions/<id>``
     The caller's own submissions only.
 ``GET api/leaderboard?phase=``
-    The ranked table (aggregates only).
+    The ranked table teams may see (hidden phases: per their feedback settings).
 
 Callers send a JupyterHub token (``Authorization: token|Bearer ...``) with the scope
 ``access:services!service=<this service>``; users get it through their role, their servers'

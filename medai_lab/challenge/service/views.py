@@ -49,9 +49,10 @@ def one(ch: Challenge, team: str, submission_id: int) -> dict[str, Any]:
 
 
 def leaderboard(ch: Challenge, phase: str | None = None) -> dict[str, Any]:
-    """The ranked table of a phase (aggregates only, as in every leaderboard view)."""
+    """The ranked table of a phase as teams may see it (a hidden phase per its feedback
+    settings: rounded or partial scores, no intervals)."""
     ph = ch.spec.phase(phase)
-    board = ch.leaderboard(ph.name)
+    board = ch.leaderboard(ph.name, public=True)
     return {"phase": ph.name, "hidden": ph.hidden, "rows": clean(board.to_dict("records"))}
 
 
