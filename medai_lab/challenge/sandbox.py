@@ -41,7 +41,7 @@ from medai_lab.challenge.slots import Slot
 from medai_lab.challenge.spec import Limits
 
 MAX_STARTS = 3
-PREFIX = "medai-sbx-"  # + the evaluator's pid: a restart removes what a killed one left
+PREFIX = "medai-sbx-"  # + <pid namespace>.<evaluator pid>-: what a killed evaluator left
 _UID_RANGE = (1_500_000_000, 1_600_000_000)
 
 
@@ -113,7 +113,8 @@ class Sandbox:
     def prepare(self, fmt: str, submission: Path, entry: str, images: list[Path]) -> Path:
         """A private working folder: ``in/`` (image copies), ``sub/``, ``out/``, ``tmp/``."""
         self.base.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=self.base))
+        owner_tag = f"{PREFIX}{_pid_namespace()}.{os.getpid()}-"
+        work = Path(tempfile.mkdtemp(prefix=owner_tag, dir=self.base))
         os.chmod(work, 0o711)
         (work / "in").mkdir(mode=0o755)
         names = []
@@ -219,20 +220,33 @@ class Sandbox:
 
 
 def sweep_orphans(base: str | os.PathLike[str] | None = None) -> int:
-    """Remove working folders of evaluators that are gone (killed); how many."""
+    """Remove working folders of evaluators that are gone (killed); how many.
+
+    Only folders made in this PID namespace are judged: a process id means nothing in
+    another one (a container, another evaluator's namespace), so those are left alone.
+    """
     folder = Path(base or os.environ.get("MEDAI_SANDBOX_DIR") or tempfile.gettempdir())
-    removed = 0
+    ns, removed = _pid_namespace(), 0
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return 0
     for entry in entries:
-        pid = entry.name.removeprefix(PREFIX).partition("-")[0]
-        if not entry.name.startswith(PREFIX) or not pid.isdigit() or pid_alive(int(pid)):
+        tag, _, pid = entry.name.removeprefix(PREFIX).partition("-")[0].partition(".")
+        if not entry.name.startswith(PREFIX) or tag != ns or not pid.isdigit():
             continue
-        shutil.rmtree(entry.path, ignore_errors=True)
-        removed += 1
+        if not pid_alive(int(pid)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
     return removed
+
+
+def _pid_namespace() -> str:
+    """This process's PID namespace (inode of ``/proc/self/ns/pid``), or ``0``."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "0"
 
 
 def _empty(folder: Path) -> None:
