@@ -130,6 +130,12 @@ def test_two_users_submit_through_the_hub_service(
         ]  # fmt: skip
         assert [r.status_code for r in refused] == [401] * 12
         assert all("JUPYTERHUB_API_TOKEN" in r.json()["message"] for r in refused)
+        r = hub.post("/users/bob/tokens", json={"scopes": ["read:users:name!user=bob"]})
+        assert r.status_code == 201, r.text
+        narrow = {"Authorization": f"token {r.json()['token']}"}  # a hub token, not for this
+        assert requests.get(f"{service}/submissions", headers=narrow, timeout=30).status_code == 403
+        admin = {"Authorization": f"token {hub.token}"}  # a hub service is not a team
+        assert requests.get(f"{service}/submissions", headers=admin, timeout=30).status_code == 403
 
         # alice, from her JupyterLab: the file is in her server's folder, the token is its own
         hub.start_server("alice", token=tokens["alice"])
