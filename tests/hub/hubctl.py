@@ -233,6 +233,11 @@ class Hub:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        # The hub signals its proxy and services and exits without waiting for them: on a
+        # loaded machine they may need a few seconds more. Only what outlives that counts.
+        end = time.monotonic() + 10.0
+        while any(_alive(pid) for pid in tree) and time.monotonic() < end:
+            time.sleep(0.2)
         killed = []
         for pid in sorted(tree):
             if _alive(pid):
