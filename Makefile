@@ -63,8 +63,9 @@ gpu-check: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Style: ruff lint rules and formatting (check only; `make format` fixes).
-lint: python-env
+# Style: ruff lint rules and formatting (check only; `make format` fixes); the TypeScript trees
+# (tsc, eslint, prettier) through lint-ts in labext/build.mk.
+lint: python-env lint-ts
 	$(VENV)/bin/ruff check medai_lab tests benchmarks
 	$(VENV)/bin/ruff format --check medai_lab tests benchmarks
 

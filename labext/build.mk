@@ -9,10 +9,16 @@ LABEXT_OUT := medai_lab/labextension/package.json
 LABEXT_LINK := $(VENV)/share/jupyter/labextensions/medai-lab
 LABEXT_DEPS := $(LABEXT_DIR)/node_modules/.package-lock.json
 LABEXT_SRC := $(LABEXT_DIR)/package.json $(LABEXT_DIR)/tsconfig.json $(LABEXT_DIR)/install.json \
-  $(shell find $(LABEXT_DIR)/src $(LABEXT_DIR)/style $(LABEXT_DIR)/schema -type f 2>/dev/null) \
-  $(shell find medai_lab/widgets/js/src -type f 2>/dev/null) medai_lab/widgets/data/presets.json
+  $(shell find $(LABEXT_DIR)/src $(LABEXT_DIR)/style $(LABEXT_DIR)/schema -type f 2>/dev/null)
+# The viewer is the local package `medai-viewer` (medai_lab/widgets/js, a `file:` dependency:
+# node_modules/medai-viewer links to it); the labextension bundles its dist/index.js (esbuild).
+VIEWER_PKG := medai_lab/widgets/js
+VIEWER_DEPS := $(VIEWER_PKG)/node_modules/.package-lock.json
+VIEWER_DIST := $(VIEWER_PKG)/dist/index.js
+VIEWER_SRC := $(VIEWER_PKG)/package.json $(shell find $(VIEWER_PKG)/src -type f 2>/dev/null) \
+  medai_lab/widgets/data/presets.json
 
-.PHONY: labext labext-clean
+.PHONY: labext labext-clean lint-ts
 
 # `make labext` (add it to install:): build if stale, then make sure the venv's
 # share/jupyter/labextensions/medai-lab is a symlink to the build output. An editable install
@@ -25,9 +31,21 @@ labext: $(LABEXT_OUT) | $(STAMP)
 $(LABEXT_DEPS): $(LABEXT_DIR)/package-lock.json
 	cd $(LABEXT_DIR) && npm ci --no-audit --no-fund --loglevel=error
 
-$(LABEXT_OUT): $(LABEXT_DEPS) $(LABEXT_SRC)
+$(VIEWER_DEPS): $(VIEWER_PKG)/package-lock.json
+	cd $(VIEWER_PKG) && npm ci --no-audit --no-fund --loglevel=error
+
+$(VIEWER_DIST): $(VIEWER_DEPS) $(VIEWER_SRC)
+	cd $(VIEWER_PKG) && npm run --silent build:dist
+
+$(LABEXT_OUT): $(LABEXT_DEPS) $(LABEXT_SRC) $(VIEWER_DIST)
 	cd $(LABEXT_DIR) && npm run --silent build:prod
 
+# `make lint` (TypeScript half): tsc --noEmit, eslint and prettier --check on both TS trees,
+# with the versions pinned in each package.json / package-lock.json.
+lint-ts: $(VIEWER_DEPS) $(LABEXT_DEPS)
+	cd $(VIEWER_PKG) && npm run --silent lint
+	cd $(LABEXT_DIR) && npm run --silent lint
+
 labext-clean:
-	rm -rf $(LABEXT_DIR)/node_modules $(LABEXT_DIR)/lib $(LABEXT_DIR)/tsconfig.tsbuildinfo \
+	rm -rf $(LABEXT_DIR)/node_modules $(LABEXT_DIR)/lib $(LABEXT_DIR)/tsconfig.tsbuildinfo $(VIEWER_PKG)/dist \
 	  medai_lab/labextension $(LABEXT_LINK)

@@ -1,13 +1,14 @@
 // "MedAI Viewer": NIfTI / DICOM files and DICOM folders in the main area, rendered by the notebook
-// widget's own viewer (medai_lab/widgets/js/src, the anywidget `render` API), fed from the framed
-// stream of `GET medai-lab/api/volume?path=` through a small model object (./stream.ts).
+// widget's own viewer (the local package `medai-viewer` = medai_lab/widgets/js, its anywidget
+// `render` API), fed from the framed stream of `GET medai-lab/api/volume?path=` through a small
+// model object (./stream.ts).
 import { MainAreaWidget, Notification } from '@jupyterlab/apputils';
 import { PathExt } from '@jupyterlab/coreutils';
 import { ABCWidgetFactory, DocumentModel, DocumentRegistry, DocumentWidget } from '@jupyterlab/docregistry';
 import { Contents, IContentProvider } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
-import type { AnyModel } from '../../medai_lab/widgets/js/src/types';
+import type { AnyModel } from 'medai-viewer';
 
 import { describeError, errorMessage, request } from './api';
 import { viewerIcon } from './icons';
@@ -27,7 +28,7 @@ let viewerModule: Promise<RenderFn> | null = null;
 /** The viewer's ES module, loaded on first use (its own chunk: Lab start-up does not pay for it). */
 function loadViewer(): Promise<RenderFn> {
   if (!viewerModule) {
-    viewerModule = import('../../medai_lab/widgets/js/src/index').then(m => m.default.render);
+    viewerModule = import('medai-viewer').then(m => m.default.render);
     viewerModule.catch(() => (viewerModule = null));
   }
   return viewerModule;

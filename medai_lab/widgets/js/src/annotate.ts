@@ -2,26 +2,24 @@
 // kernel (edits.ts), and the editing traits. The label volume is the "labels" level 0 of the
 // store; without labels from the kernel it starts empty here (nothing is transferred).
 import { linePoints, paintStamp, type Stamp } from "./brush";
-import { editMessage, groupsOf, History, StrokeRecord, type Edit } from "./edits";
-import { planeDef, sliceAxis } from "./geometry";
+import { decodeRuns, editMessage, groupsOf, History, StrokeRecord, type Edit } from "./edits";
+import { planeDef } from "./geometry";
 import { syncLabels3d } from "./labels3d";
-import { interpolateGaps } from "./interpolate";
-import { flood, holes } from "./regions";
-import { asBytes } from "./transport";
+import { localLevel } from "./transport";
+import { Proposal } from "./proposal";
+import { fillHoles, interpolate } from "./smart";
 import type { Level, PlaneName, Vec3 } from "./types";
 import type { Viewer } from "./viewer";
 
 export type Tool = "navigate" | "paint" | "erase" | "grow" | "assist" | "ruler";
 export const TOOLS: Tool[] = ["navigate", "paint", "erase", "grow", "assist", "ruler"];
-const GROW_LIMIT_3D = 20_000_000; // voxels a 3D region grow may reach
 
-/** A runs buffer (uint32 little-endian pairs) from a kernel message. */
-function decodeRuns(buffer: unknown): Uint32Array {
-  const b = asBytes(buffer);
-  return new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+interface Stroke {
+  plane: PlaneName;
+  last: Vec3;
+  rec: StrokeRecord;
+  value: number;
 }
-
-interface Stroke { plane: PlaneName; last: Vec3; rec: StrokeRecord; value: number }
 
 export class Annotator {
   tool: Tool = "navigate";
@@ -32,33 +30,28 @@ export class Annotator {
   growTolerance = 100; // region grow: |value - seed value| <= this (HU for CT)
   history = new History();
   private stroke: Stroke | null = null;
-  seq = 0;          // edits sent
-  acked = 0;        // the kernel's edit_seq
-  bytesSent = 0;    // run buffers + JSON headers
+  seq = 0; // edits sent
+  acked = 0; // the kernel's edit_seq
+  bytesSent = 0; // run buffers + JSON headers
   voxelsSent = 0;
-  strokes = 0;      // strokes finished (one that changed nothing sends nothing)
-  // Model assistance: clicks of the current proposal, its voxels (a preview until accepted).
-  clicks: Vec3[] = [];
-  private asked = 0;
-  proposals = 0;
-  assistError = "";
-  preview: Uint32Array | null = null;
-  previewLevel: Level | null = null;
+  strokes = 0; // strokes finished (one that changed nothing sends nothing)
+  readonly assist: Proposal; // model assistance (proposal.ts)
 
-  constructor(private v: Viewer) {}
+  constructor(readonly v: Viewer) {
+    this.assist = new Proposal(this, v);
+  }
 
   /** Forget the stroke, proposal and undo history (another image is shown). */
   reset(): void {
     this.stroke = null;
-    this.preview = null;
-    this.previewLevel = null;
-    this.clicks = [];
+    this.assist.reset();
     this.history = new History();
   }
 
   /** The editable label level (full resolution), created empty when the kernel sent none. */
   labels(value = 0): Level | null {
-    const v = this.v, meta = v.meta;
+    const v = this.v,
+      meta = v.meta;
     if (!meta) return null;
     let lv = v.store.best("labels");
     if (lv && (lv.level !== 0 || lv.shape.some((s, a) => s !== meta.shape[a]))) return null;
@@ -67,18 +60,10 @@ export class Annotator {
     const wide = value > 255;
     if (!lv || (wide && lv.dtype === "uint8")) {
       const n = meta.shape[0] * meta.shape[1] * meta.shape[2];
-      const buffer = new ArrayBuffer(n * (wide ? 2 : 1));
-      const data = wide ? new Uint16Array(buffer) : new Uint8Array(buffer);
+      const data = wide ? new Uint16Array(n) : new Uint8Array(n);
       if (lv) data.set(lv.data as Uint8Array);
-      lv = {
-        volume: "labels", level: 0, shape: [...meta.shape] as Vec3, factor: [1, 1, 1],
-        dtype: wide ? "uint16" : "uint8", nbytes: buffer.byteLength, chunks: 0, codec: "raw",
-        shuffle: false, buffer, data, decodedChunks: 0, decodedBytes: buffer.byteLength, ended: true, complete: true,
-      };
-      let m = v.store.complete.get("labels");
-      if (!m) v.store.complete.set("labels", (m = new Map()));
-      m.clear();
-      m.set(0, lv);
+      lv = localLevel("labels", [...meta.shape] as Vec3, [1, 1, 1], data);
+      v.store.putLocal(lv);
     }
     return lv;
   }
@@ -109,10 +94,14 @@ export class Annotator {
   }
 
   /** The image value at a flat full-resolution index (the best level loaded), or null. */
-  private imageAt(): ((flat: number) => number) | null {
-    const v = this.v, img = v.store.best("image");
+  imageAt(): ((flat: number) => number) | null {
+    const v = this.v,
+      img = v.store.best("image");
     if (!img || !v.meta) return null;
-    const [nx, ny] = v.meta.shape, f = img.factor, s = img.shape, d = img.data;
+    const [nx, ny] = v.meta.shape,
+      f = img.factor,
+      s = img.shape,
+      d = img.data;
     if (f.every((x) => x === 1)) return (i) => d[i];
     return (i) => {
       const x = Math.min(s[0] - 1, Math.floor((i % nx) / f[0]));
@@ -123,60 +112,16 @@ export class Annotator {
   }
 
   /** The filter of threshold-within-window painting (null: every voxel). */
-  private windowFilter(): ((flat: number) => boolean) | null {
+  windowFilter(): ((flat: number) => boolean) | null {
     const at = this.imageAt();
     if (!this.inWindow || this.tool === "erase" || !at) return null;
-    const v = this.v, lo = v.win[1] - v.win[0] / 2, hi = v.win[1] + v.win[0] / 2;
-    return (i) => { const x = at(i); return x >= lo && x <= hi; };
-  }
-
-  /** Region grow from voxel `seed` of `plane`: connected voxels within the tolerance of the
-   * seed's value (and the window, when in-window painting is on) that are unlabelled or
-   * already this label; in the plane, or in 3D with the sphere option. One undo step. */
-  grow(plane: PlaneName, seed: Vec3): number {
-    const v = this.v, at = this.imageAt(), value = this.activeLabel, lv = this.labels(value);
-    if (!at || !lv || !v.meta) return 0;
-    const d = lv.data, s0 = at(seed[0] + v.meta.shape[0] * (seed[1] + v.meta.shape[1] * seed[2]));
-    const tol = this.growTolerance, inWin = this.windowFilter();
-    const ok = (f: number) => {
-      const l = d[f];
-      return (l === 0 || l === value) && Math.abs(at(f) - s0) <= tol && (!inWin || inWin(f));
+    const v = this.v,
+      lo = v.win[1] - v.win[0] / 2,
+      hi = v.win[1] + v.win[0] / 2;
+    return (i) => {
+      const x = at(i);
+      return x >= lo && x <= hi;
     };
-    const def = planeDef(plane, v.convention);
-    const where = { axes: this.brush3d ? null : [def.col, def.row, def.slice] as [0 | 1 | 2, 0 | 1 | 2, 0 | 1 | 2], slice: seed[def.slice] };
-    const n = v.meta.shape;
-    const region = flood(seed, n, where, ok, this.brush3d ? GROW_LIMIT_3D : n[def.col] * n[def.row]);
-    return this.commitVoxels(region, value, this.brush3d ? 0 : def.col);
-  }
-
-  /** Fill the holes of the active label on the active plane's slice (every slice of that
-   * orientation with the sphere option): enclosed unlabelled voxels. One undo step. */
-  fillHoles(): number {
-    const v = this.v, value = this.activeLabel, lv = this.labels(value);
-    if (!lv || !v.meta) return 0;
-    const p = v.active, def = planeDef(p, v.convention), a = sliceAxis(p);
-    const axes: [0 | 1 | 2, 0 | 1 | 2, 0 | 1 | 2] = [def.col, def.row, def.slice];
-    const slices = this.brush3d ? [...Array(v.meta.shape[a]).keys()] : [v.cursor[a]];
-    const found: number[] = [];
-    for (const k of slices) for (const f of holes(lv.data, v.meta.shape, axes, k, value)) found.push(f);
-    return this.commitVoxels(found, value, def.col);
-  }
-
-  /** Fill the gaps between slices of the active plane holding the active label (interpolate.ts). */
-  interpolate(): number {
-    const v = this.v, value = this.activeLabel, lv = this.labels(value);
-    if (!lv || !v.meta) return 0;
-    const def = planeDef(v.active, v.convention);
-    const found = interpolateGaps(lv.data, v.meta.shape, v.meta.spacing, [def.col, def.row, def.slice], value);
-    return this.commitVoxels(found, value, def.col);
-  }
-
-  /** Ask the kernel's model for a proposal around `at` (shift: add a click to the last ones). */
-  ask(at: Vec3, add: boolean): void {
-    this.clicks = add && this.preview ? [...this.clicks, at] : [at];
-    this.assistError = "";
-    this.v.sync.send({ type: "propose", id: ++this.asked, clicks: this.clicks }, []);
-    this.v.layoutUi.syncEditBar();
   }
 
   /** An edit the kernel made (Viewer.paint): apply it here as one undo step (not sent back). */
@@ -189,79 +134,37 @@ export class Annotator {
     for (const [value, count] of msg.groups as [number, number][]) {
       const lv = this.labels(value);
       if (!lv) return;
-      const rec = new StrokeRecord(), d = lv.data;
+      const rec = new StrokeRecord(),
+        d = lv.data;
       for (let e = 0; e < count; e++, r += 2)
         for (let t = 0; t < runs[r + 1]; t++) {
           const f = runs[r] + t * st;
-          if (d[f] !== value) { rec.touch(f, d[f]); d[f] = value; }
+          if (d[f] !== value) {
+            rec.touch(f, d[f]);
+            d[f] = value;
+          }
         }
       const edit = rec.finish(value, 0);
-      if (edit) { this.history.push(edit); syncLabels3d(this.v, edit.flat); }
+      if (edit) {
+        this.history.push(edit);
+        syncLabels3d(this.v, edit.flat);
+      }
     }
     this.v.render.markSlices();
-    this.v.layoutUi.syncEditBar();
-  }
-
-  /** A proposal (or an error) from the kernel: show it as the preview. */
-  onProposal(msg: any, buffers: unknown[] | undefined): void {
-    if (Number(msg.id) !== this.asked) return; // an older click's answer
-    this.clearPreview();
-    if (msg.error) { this.assistError = String(msg.error); this.v.layoutUi.syncEditBar(); return; }
-    const meta = this.v.meta;
-    if (!meta || !buffers || !buffers.length) return;
-    const runs = decodeRuns(buffers[0]);
-    const st = [1, meta.shape[0], meta.shape[0] * meta.shape[1]][Number(msg.axis) || 0];
-    let n = 0;
-    for (let r = 1; r < runs.length; r += 2) n += runs[r];
-    const flat = new Uint32Array(n);
-    for (let r = 0, o = 0; r < runs.length; r += 2) for (let t = 0; t < runs[r + 1]; t++) flat[o++] = runs[r] + t * st;
-    let lv = this.previewLevel;
-    if (!lv) {
-      const size = meta.shape[0] * meta.shape[1] * meta.shape[2];
-      const buffer = new ArrayBuffer(size);
-      lv = this.previewLevel = {
-        volume: "preview", level: 0, shape: [...meta.shape] as Vec3, factor: [1, 1, 1], dtype: "uint8", nbytes: size,
-        chunks: 0, codec: "raw", shuffle: false, buffer, data: new Uint8Array(buffer), decodedChunks: 0, decodedBytes: size,
-        ended: true, complete: true,
-      };
-    }
-    for (const f of flat) lv.data[f] = 1;
-    this.preview = flat;
-    this.proposals++;
-    this.v.render.markSlices();
-    this.v.layoutUi.syncEditBar();
-  }
-
-  private clearPreview(): void {
-    if (this.preview && this.previewLevel) for (const f of this.preview) this.previewLevel.data[f] = 0;
-    this.preview = null;
-    this.v.render.markSlices();
-  }
-
-  /** Accept the preview: its voxels that are unlabelled or this label get the active label. */
-  accept(): number {
-    const p = this.preview, lv = this.labels(this.activeLabel);
-    if (!p || !lv) return 0;
-    const value = this.activeLabel, d = lv.data;
-    const take: number[] = [];
-    for (const f of p) if (d[f] === 0 || d[f] === value) take.push(f);
-    this.clearPreview();
-    this.clicks = [];
-    return this.commitVoxels(take, value, 0);
-  }
-
-  reject(): void {
-    this.clearPreview();
-    this.clicks = [];
     this.v.layoutUi.syncEditBar();
   }
 
   /** Set `flat` voxels to `value` as one recorded, sent edit. */
-  private commitVoxels(flat: number[], value: number, axis: 0 | 1 | 2): number {
+  commitVoxels(flat: number[], value: number, axis: 0 | 1 | 2): number {
     const lv = this.labels(value);
     if (!lv || !flat.length) return 0;
-    const rec = new StrokeRecord(), d = lv.data;
-    for (const f of flat) if (d[f] !== value) { rec.touch(f, d[f]); d[f] = value; }
+    const rec = new StrokeRecord(),
+      d = lv.data;
+    for (const f of flat)
+      if (d[f] !== value) {
+        rec.touch(f, d[f]);
+        d[f] = value;
+      }
     const edit = rec.finish(value, axis);
     if (!edit) return 0;
     this.history.push(edit);
@@ -274,7 +177,8 @@ export class Annotator {
   /** Voxels a stamp at each of `centres` can reach (a box), for repainting only that. */
   private reach(centres: Vec3[]): { lo: Vec3; hi: Vec3 } {
     const sp = this.v.meta!.spacing;
-    const lo: Vec3 = [Infinity, Infinity, Infinity], hi: Vec3 = [-Infinity, -Infinity, -Infinity];
+    const lo: Vec3 = [Infinity, Infinity, Infinity],
+      hi: Vec3 = [-Infinity, -Infinity, -Infinity];
     for (const c of centres)
       for (let a = 0; a < 3; a++) {
         const n = Math.floor(this.brushRadius / (sp[a] || 1));
@@ -285,9 +189,16 @@ export class Annotator {
   }
 
   private stamp(st: Stroke, at: Vec3): void {
-    const v = this.v, lv = this.labels(st.value)!;
+    const v = this.v,
+      lv = this.labels(st.value)!;
     const def = planeDef(st.plane, v.convention);
-    const s: Stamp = { centre: at, axes: [def.col, def.row, def.slice], radiusMm: this.brushRadius, sphere: this.brush3d, value: st.value };
+    const s: Stamp = {
+      centre: at,
+      axes: [def.col, def.row, def.slice],
+      radiusMm: this.brushRadius,
+      sphere: this.brush3d,
+      value: st.value,
+    };
     paintStamp(lv.data, s, v.meta!.shape, v.meta!.spacing, st.rec, this.windowFilter());
   }
 
@@ -358,25 +269,67 @@ export class Annotator {
 
   /** Keyboard shortcuts of the editing tools; true when the key was used. */
   onKey(e: KeyboardEvent): boolean {
-    const k = e.key, mod = e.ctrlKey || e.metaKey;
-    if (mod && (k === "z" || k === "Z")) { if (e.shiftKey) this.redo(); else this.undo(); return true; }
-    if (mod && (k === "y" || k === "Y")) { this.redo(); return true; }
+    const k = e.key,
+      mod = e.ctrlKey || e.metaKey;
+    if (mod && (k === "z" || k === "Z")) {
+      if (e.shiftKey) this.redo();
+      else this.undo();
+      return true;
+    }
+    if (mod && (k === "y" || k === "Y")) {
+      this.redo();
+      return true;
+    }
     if (mod || e.altKey) return false;
     switch (k) {
-      case "b": this.setTool("paint", true); return true;
-      case "e": this.setTool("erase", true); return true;
-      case "g": this.setTool("grow", true); return true;
-      case "f": this.fillHoles(); return true;
-      case "i": this.interpolate(); return true;
-      case "m": this.setTool("ruler", true); return true;
-      case "Escape": if (this.preview) this.reject(); else this.setTool("navigate", true); return true;
-      case "Enter": if (!this.preview) return false; this.accept(); return true;
-      case "n": this.setTool("navigate", true); return true;
-      case "a": this.setTool("assist", true); return true;
-      case "[": this.setRadius(this.brushRadius > 1 ? this.brushRadius / 1.25 : 0, true); return true;
-      case "]": this.setRadius(Math.max(1, this.brushRadius * 1.25), true); return true;
-      case "s": this.brush3d = !this.brush3d; this.v.sync.commit("brush_3d", this.brush3d, true); this.v.layoutUi.syncControls(); return true;
-      case "w": this.inWindow = !this.inWindow; this.v.sync.commit("brush_in_window", this.inWindow, true); this.v.layoutUi.syncControls(); return true;
+      case "b":
+        this.setTool("paint", true);
+        return true;
+      case "e":
+        this.setTool("erase", true);
+        return true;
+      case "g":
+        this.setTool("grow", true);
+        return true;
+      case "f":
+        fillHoles(this);
+        return true;
+      case "i":
+        interpolate(this);
+        return true;
+      case "m":
+        this.setTool("ruler", true);
+        return true;
+      case "Escape":
+        if (this.assist.preview) this.assist.reject();
+        else this.setTool("navigate", true);
+        return true;
+      case "Enter":
+        if (!this.assist.preview) return false;
+        this.assist.accept();
+        return true;
+      case "n":
+        this.setTool("navigate", true);
+        return true;
+      case "a":
+        this.setTool("assist", true);
+        return true;
+      case "[":
+        this.setRadius(this.brushRadius > 1 ? this.brushRadius / 1.25 : 0, true);
+        return true;
+      case "]":
+        this.setRadius(Math.max(1, this.brushRadius * 1.25), true);
+        return true;
+      case "s":
+        this.brush3d = !this.brush3d;
+        this.v.sync.commit("brush_3d", this.brush3d, true);
+        this.v.layoutUi.syncControls();
+        return true;
+      case "w":
+        this.inWindow = !this.inWindow;
+        this.v.sync.commit("brush_in_window", this.inWindow, true);
+        this.v.layoutUi.syncControls();
+        return true;
     }
     if (k.length === 1 && k >= "1" && k <= "9") {
       const d = this.v.dictionary()[Number(k) - 1];
@@ -389,10 +342,22 @@ export class Annotator {
   state(): Record<string, unknown> {
     const [undo, redo] = this.history.sizes;
     return {
-      tool: this.tool, active_label: this.activeLabel, brush_radius: this.brushRadius, brush_3d: this.brush3d,
-      brush_in_window: this.inWindow, grow_tolerance: this.growTolerance, preview: this.preview ? this.preview.length : 0,
-      proposals: this.proposals, assist_error: this.assistError || null, sent: this.seq, acked: this.acked, bytes_sent: this.bytesSent,
-      voxels_sent: this.voxelsSent, strokes: this.strokes, undo, redo,
+      tool: this.tool,
+      active_label: this.activeLabel,
+      brush_radius: this.brushRadius,
+      brush_3d: this.brush3d,
+      brush_in_window: this.inWindow,
+      grow_tolerance: this.growTolerance,
+      preview: this.assist.preview ? this.assist.preview.length : 0,
+      proposals: this.assist.proposals,
+      assist_error: this.assist.error || null,
+      sent: this.seq,
+      acked: this.acked,
+      bytes_sent: this.bytesSent,
+      voxels_sent: this.voxelsSent,
+      strokes: this.strokes,
+      undo,
+      redo,
     };
   }
 }

@@ -1,6 +1,13 @@
 // Label edits: run-length diffs sent to the kernel (PROTOCOL.md "Editing") and the undo/redo
 // history. A run is [start, length]: `start` a flat index (i fastest), stepping along `axis`.
+import { asBytes } from "./transport";
 import type { Vec3 } from "./types";
+
+/** A runs buffer (uint32 little-endian pairs) from a kernel message. */
+export function decodeRuns(buffer: unknown): Uint32Array {
+  const b = asBytes(buffer);
+  return new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
 
 export function strides(shape: Vec3): Vec3 {
   return [1, shape[0], shape[0] * shape[1]];
@@ -10,10 +17,13 @@ export function strides(shape: Vec3): Vec3 {
 export function encodeRuns(flat: Uint32Array, shape: Vec3, axis: 0 | 1 | 2): Uint32Array {
   const n = flat.length;
   if (!n) return new Uint32Array(0);
-  const st = strides(shape), nx = shape[0], nxy = shape[0] * shape[1];
+  const st = strides(shape),
+    nx = shape[0],
+    nxy = shape[0] * shape[1];
   // Key with the run axis fastest, so that a sort puts each row's voxels next to each other.
   const others = ([0, 1, 2] as const).filter((a) => a !== axis);
-  const len = shape[axis], m1 = shape[others[0]];
+  const len = shape[axis],
+    m1 = shape[others[0]];
   const keys = new Float64Array(n);
   for (let e = 0; e < n; e++) {
     const f = flat[e];
@@ -22,15 +32,23 @@ export function encodeRuns(flat: Uint32Array, shape: Vec3, axis: 0 | 1 | 2): Uin
   }
   keys.sort();
   const out: number[] = [];
-  let start = -1, runLen = 0, prev = -2;
+  let start = -1,
+    runLen = 0,
+    prev = -2;
   for (let e = 0; e < n; e++) {
     const key = keys[e];
     const along = key % len;
-    if (key === prev + 1 && along !== 0) { runLen++; prev = key; continue; }
+    if (key === prev + 1 && along !== 0) {
+      runLen++;
+      prev = key;
+      continue;
+    }
     if (start >= 0) out.push(start, runLen);
     const rest = Math.floor(key / len);
     const c = [0, 0, 0];
-    c[axis] = along; c[others[0]] = rest % m1; c[others[1]] = Math.floor(rest / m1);
+    c[axis] = along;
+    c[others[0]] = rest % m1;
+    c[others[1]] = Math.floor(rest / m1);
     start = c[0] * st[0] + c[1] * st[1] + c[2] * st[2];
     runLen = 1;
     prev = key;
@@ -40,7 +58,10 @@ export function encodeRuns(flat: Uint32Array, shape: Vec3, axis: 0 | 1 | 2): Uin
 }
 
 /** One edit message: groups of flat indices set to a value. */
-export interface EditMessage { content: { type: "edit"; seq: number; axis: number; groups: [number, number][] }; buffer: ArrayBuffer }
+export interface EditMessage {
+  content: { type: "edit"; seq: number; axis: number; groups: [number, number][] };
+  buffer: ArrayBuffer;
+}
 
 export function editMessage(seq: number, groups: [number, Uint32Array][], shape: Vec3, axis: 0 | 1 | 2): EditMessage {
   const head: [number, number][] = [];
@@ -54,12 +75,20 @@ export function editMessage(seq: number, groups: [number, Uint32Array][], shape:
   }
   const all = new Uint32Array(total);
   let o = 0;
-  for (const p of parts) { all.set(p, o); o += p.length; }
+  for (const p of parts) {
+    all.set(p, o);
+    o += p.length;
+  }
   return { content: { type: "edit", seq, axis, groups: head }, buffer: all.buffer };
 }
 
 /** A finished stroke: the voxels it changed (sorted), their old values and the new value. */
-export interface Edit { flat: Uint32Array; old: Uint16Array; value: number; axis: 0 | 1 | 2 }
+export interface Edit {
+  flat: Uint32Array;
+  old: Uint16Array;
+  value: number;
+  axis: 0 | 1 | 2;
+}
 
 /** Changes of one stroke in progress: first old value per voxel touched. */
 export class StrokeRecord {

@@ -4,8 +4,8 @@ import type { Convention, PlaneName, Vec3 } from "./types";
 
 export interface PlaneDef {
   slice: 0 | 1 | 2; // axis through the plane
-  col: 0 | 1 | 2;   // axis along screen columns
-  row: 0 | 1 | 2;   // axis along screen rows
+  col: 0 | 1 | 2; // axis along screen columns
+  row: 0 | 1 | 2; // axis along screen rows
   colFlip: boolean; // column c -> index n-1-c
   rowFlip: boolean;
 }
@@ -13,16 +13,25 @@ export interface PlaneDef {
 export function planeDef(p: PlaneName, conv: Convention): PlaneDef {
   const rad = conv !== "neurological";
   switch (p) {
-    case "axial": return { slice: 2, col: 0, row: 1, colFlip: rad, rowFlip: true };
-    case "coronal": return { slice: 1, col: 0, row: 2, colFlip: rad, rowFlip: true };
-    default: return { slice: 0, col: 1, row: 2, colFlip: true, rowFlip: true };
+    case "axial":
+      return { slice: 2, col: 0, row: 1, colFlip: rad, rowFlip: true };
+    case "coronal":
+      return { slice: 1, col: 0, row: 2, colFlip: rad, rowFlip: true };
+    default:
+      return { slice: 0, col: 1, row: 2, colFlip: true, rowFlip: true };
   }
 }
 
 // Letter at the low / high end of each axis' index (index 0 is Left/Posterior/Inferior).
-const LOW = ["L", "P", "I"], HIGH = ["R", "A", "S"];
+const LOW = ["L", "P", "I"],
+  HIGH = ["R", "A", "S"];
 
-export interface Letters { left: string; right: string; top: string; bottom: string }
+export interface Letters {
+  left: string;
+  right: string;
+  top: string;
+  bottom: string;
+}
 
 export function letters(p: PlaneName, conv: Convention): Letters {
   const d = planeDef(p, conv);
@@ -43,7 +52,8 @@ export function planeSize(p: PlaneName, shape: Vec3, spacing: Vec3): { w: number
 /** Voxel centre -> continuous plane coordinates (u along columns, v along rows), full-res pixels. */
 export function voxelToPlane(p: PlaneName, conv: Convention, shape: Vec3, ijk: Vec3): [number, number] {
   const d = planeDef(p, conv);
-  const a = ijk[d.col], b = ijk[d.row];
+  const a = ijk[d.col],
+    b = ijk[d.row];
   const u = d.colFlip ? shape[d.col] - 1 - a : a;
   const v = d.rowFlip ? shape[d.row] - 1 - b : b;
   return [u + 0.5, v + 0.5];
@@ -69,8 +79,7 @@ export function sliceAxis(p: PlaneName): 0 | 1 | 2 {
 export function voxelToWorld(affine: number[][] | undefined, spacing: Vec3, ijk: Vec3): Vec3 {
   if (!affine || affine.length < 3) return [ijk[0] * spacing[0], ijk[1] * spacing[1], ijk[2] * spacing[2]];
   const r: Vec3 = [0, 0, 0];
-  for (let a = 0; a < 3; a++)
-    r[a] = affine[a][0] * ijk[0] + affine[a][1] * ijk[1] + affine[a][2] * ijk[2] + affine[a][3];
+  for (let a = 0; a < 3; a++) r[a] = affine[a][0] * ijk[0] + affine[a][1] * ijk[1] + affine[a][2] * ijk[2] + affine[a][3];
   return r;
 }
 
@@ -79,12 +88,22 @@ export function clamp(x: number, lo: number, hi: number): number {
 }
 
 /** Screen transform of a plane inside a pane: fit physical extent, then zoom and pan. */
-export interface View { zoom: number; panX: number; panY: number }
+export interface View {
+  zoom: number;
+  panX: number;
+  panY: number;
+}
 
-export interface Fit { ox: number; oy: number; kx: number; ky: number } // css px = o + k * planeCoord
+export interface Fit {
+  ox: number;
+  oy: number;
+  kx: number;
+  ky: number;
+} // css px = o + k * planeCoord
 
 export function fitPlane(cssW: number, cssH: number, w: number, h: number, sx: number, sy: number, view: View): Fit {
   const s = Math.min(cssW / (w * sx), cssH / (h * sy)) * view.zoom;
-  const kx = s * sx, ky = s * sy;
+  const kx = s * sx,
+    ky = s * sy;
   return { kx, ky, ox: (cssW - w * kx) / 2 + view.panX, oy: (cssH - h * ky) / 2 + view.panY };
 }

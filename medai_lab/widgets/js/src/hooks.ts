@@ -20,7 +20,9 @@ export interface HookSource {
 }
 
 declare global {
-  interface Window { __medai_viewers?: unknown[] }
+  interface Window {
+    __medai_viewers?: unknown[];
+  }
 }
 
 export function installHooks(src: HookSource): () => void {
@@ -31,15 +33,33 @@ export function installHooks(src: HookSource): () => void {
     sample: (plane: PlaneName | "3d", ijk: Vec3) => src.sample(plane, ijk),
     whenLoaded: () => src.whenLoaded(),
     labelAt: (ijk: Vec3) => src.labelAt(ijk),
-    get brushLatencies() { return src.brushLatencies; },
-    get brushPaintLatencies() { return src.brushPaintLatencies; },
-    get latencies() { return src.latencies; },
-    get paintLatencies() { return src.paintLatencies; },
-    get firstPaintMs() { return src.firstPaintMs; },
-    get bytesReceived() { return src.bytesReceived; },
-    get paints() { return src.paints; },
-    get renders3d() { return src.renders3d; },
-    get render3dMs() { return src.render3dMs; },
+    get brushLatencies() {
+      return src.brushLatencies;
+    },
+    get brushPaintLatencies() {
+      return src.brushPaintLatencies;
+    },
+    get latencies() {
+      return src.latencies;
+    },
+    get paintLatencies() {
+      return src.paintLatencies;
+    },
+    get firstPaintMs() {
+      return src.firstPaintMs;
+    },
+    get bytesReceived() {
+      return src.bytesReceived;
+    },
+    get paints() {
+      return src.paints;
+    },
+    get renders3d() {
+      return src.renders3d;
+    },
+    get render3dMs() {
+      return src.render3dMs;
+    },
   };
   (src.root as any).medai = api;
   const list = (window.__medai_viewers = window.__medai_viewers || []);

@@ -1,4 +1,4 @@
-// anywidget entry point.
+// anywidget entry point (and the package entry the JupyterLab extension imports).
 import type { AnyModel } from "./types";
 import { Viewer } from "./viewer";
 
@@ -8,3 +8,5 @@ export default {
     return () => v.destroy();
   },
 };
+
+export type { AnyModel } from "./types";

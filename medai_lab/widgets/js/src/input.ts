@@ -1,6 +1,7 @@
 // Input handling: keyboard, wheel and pointer drags on the plane panes (slice, zoom, pan,
 // window/level, click-to-cursor) and on the 3D pane (orbit, zoom).
 import { clamp, planeToVoxel, sliceAxis } from "./geometry";
+import { grow } from "./smart";
 import { PLANES, type PlaneName, type Vec3 } from "./types";
 import type { Viewer } from "./viewer";
 
@@ -32,7 +33,8 @@ export class InputHandler {
     const v = this.v;
     const fw = v.render.fitOf(p);
     if (!fw || !v.meta) return null;
-    const u = (x - fw.f.ox) / fw.f.kx, w = (y - fw.f.oy) / fw.f.ky;
+    const u = (x - fw.f.ox) / fw.f.kx,
+      w = (y - fw.f.oy) / fw.f.ky;
     return planeToVoxel(p, v.convention, v.meta.shape, u, w, v.cursor[sliceAxis(p)]);
   }
 
@@ -41,7 +43,8 @@ export class InputHandler {
     const pane = this.v.panes[p];
     const before = r.fitOf(p);
     if (!before) return;
-    const u = (x - before.f.ox) / before.f.kx, w = (y - before.f.oy) / before.f.ky;
+    const u = (x - before.f.ox) / before.f.kx,
+      w = (y - before.f.oy) / before.f.ky;
     pane.view.zoom = clamp(pane.view.zoom * factor, 0.25, 40);
     const after = r.fitOf(p)!;
     pane.view.panX += x - (after.f.ox + u * after.f.kx);
@@ -57,10 +60,16 @@ export class InputHandler {
   }
 
   private bindPane(p: PlaneName): void {
-    const v = this.v, r = v.render;
+    const v = this.v,
+      r = v.render;
     const pane = v.panes[p];
     const c = pane.canvas;
-    const listen = <K extends keyof HTMLElementEventMap>(t: HTMLElement, ev: K, fn: (e: HTMLElementEventMap[K]) => void, opts?: AddEventListenerOptions) => {
+    const listen = <K extends keyof HTMLElementEventMap>(
+      t: HTMLElement,
+      ev: K,
+      fn: (e: HTMLElementEventMap[K]) => void,
+      opts?: AddEventListenerOptions,
+    ) => {
       t.addEventListener(ev, fn as EventListener, opts);
       v.disposers.push(() => t.removeEventListener(ev, fn as EventListener, opts));
     };
@@ -76,7 +85,7 @@ export class InputHandler {
         this.drag = { kind: "pan", plane: p, id: e.pointerId, x, y };
       } else if (e.button === 0 && v.annot.tool === "grow") {
         const at = this.cursorFromPoint(p, x, y);
-        if (at) v.annot.grow(p, at);
+        if (at) grow(v.annot, p, at);
         return;
       } else if (e.button === 0 && v.annot.tool === "ruler") {
         const at = this.cursorFromPoint(p, x, y);
@@ -84,7 +93,7 @@ export class InputHandler {
         return;
       } else if (e.button === 0 && v.annot.tool === "assist" && !e.shiftKey) {
         const at = this.cursorFromPoint(p, x, y);
-        if (at) v.annot.ask(at, e.altKey);
+        if (at) v.annot.assist.ask(at, e.altKey);
         return;
       } else if (e.button === 0 && v.annot.tool !== "navigate") {
         const at = this.cursorFromPoint(p, x, y);
@@ -98,7 +107,11 @@ export class InputHandler {
         v.layoutUi.updateInfo();
       } else return;
       e.preventDefault();
-      try { c.setPointerCapture(e.pointerId); } catch { /* synthetic events */ }
+      try {
+        c.setPointerCapture(e.pointerId);
+      } catch {
+        /* synthetic events */
+      }
     });
     listen(c, "pointermove", (e) => {
       const d = this.drag;
@@ -113,13 +126,15 @@ export class InputHandler {
       } else if (d.kind === "pan") {
         pane.view.panX += x - d.x;
         pane.view.panY += y - d.y;
-        d.x = x; d.y = y;
+        d.x = x;
+        d.y = y;
         r.markView(p);
       } else if (d.kind === "wl") {
         const range = v.meta?.range ?? [0, 1000];
         const span = Math.max(1e-6, range[1] - range[0]);
         const s = v.lut && v.lut.table ? Math.max(1, span / 600) : span / 600;
-        const w = Math.max(1, d.w + (x - d.x) * s), l = d.l - (y - d.y) * s;
+        const w = Math.max(1, d.w + (x - d.x) * s),
+          l = d.l - (y - d.y) * s;
         v.setWindow(v.lut && v.lut.table ? [Math.round(w), Math.round(l)] : [w, l]);
       }
     });
@@ -135,17 +150,22 @@ export class InputHandler {
       pane.view = { zoom: 1, panX: 0, panY: 0 };
       r.markView(p);
     });
-    listen(c, "wheel", (e) => {
-      e.preventDefault();
-      e.stopPropagation();
-      this.setActive(p);
-      if (e.ctrlKey || e.metaKey) {
-        const [x, y] = this.canvasPoint(p, e);
-        this.zoomAt(p, Math.exp(-e.deltaY * 0.0015), x, y);
-      } else if (e.deltaY !== 0) {
-        v.step(p, e.deltaY < 0 ? 1 : -1, e.timeStamp);
-      }
-    }, { passive: false });
+    listen(
+      c,
+      "wheel",
+      (e) => {
+        e.preventDefault();
+        e.stopPropagation();
+        this.setActive(p);
+        if (e.ctrlKey || e.metaKey) {
+          const [x, y] = this.canvasPoint(p, e);
+          this.zoomAt(p, Math.exp(-e.deltaY * 0.0015), x, y);
+        } else if (e.deltaY !== 0) {
+          v.step(p, e.deltaY < 0 ? 1 : -1, e.timeStamp);
+        }
+      },
+      { passive: false },
+    );
     listen(pane.slider, "input", (e) => {
       if (!v.meta) return;
       const a = sliceAxis(p);
@@ -157,7 +177,8 @@ export class InputHandler {
   }
 
   private bind3d(): void {
-    const v = this.v, r = v.render;
+    const v = this.v,
+      r = v.render;
     const c = v.pane3d.canvas;
     const add = (ev: string, fn: (e: any) => void, opts?: AddEventListenerOptions) => {
       c.addEventListener(ev, fn, opts);
@@ -167,7 +188,11 @@ export class InputHandler {
     add("pointerdown", (e: PointerEvent) => {
       this.drag = { kind: "rotate", id: e.pointerId, x: e.clientX, y: e.clientY, az: v.pane3d.cam.az, el: v.pane3d.cam.el };
       r.dragging3d = true;
-      try { c.setPointerCapture(e.pointerId); } catch { /* synthetic */ }
+      try {
+        c.setPointerCapture(e.pointerId);
+      } catch {
+        /* synthetic */
+      }
       e.preventDefault();
     });
     add("pointermove", (e: PointerEvent) => {
@@ -186,12 +211,16 @@ export class InputHandler {
     };
     add("pointerup", end);
     add("pointercancel", end);
-    add("wheel", (e: WheelEvent) => {
-      e.preventDefault();
-      const cam = v.pane3d.cam;
-      cam.zoom = clamp(cam.zoom * Math.exp(-e.deltaY * 0.0015), 0.3, 8);
-      r.mark3d();
-    }, { passive: false });
+    add(
+      "wheel",
+      (e: WheelEvent) => {
+        e.preventDefault();
+        const cam = v.pane3d.cam;
+        cam.zoom = clamp(cam.zoom * Math.exp(-e.deltaY * 0.0015), 0.3, 8);
+        r.mark3d();
+      },
+      { passive: false },
+    );
     add("dblclick", () => {
       v.pane3d.cam = { az: 0, el: 0, zoom: 1 };
       r.mark3d();
@@ -202,24 +231,47 @@ export class InputHandler {
     const v = this.v;
     const onKey = (e: KeyboardEvent) => {
       const t = e.target as HTMLElement;
-      if (t && t !== v.root && (t.tagName === "SELECT" || (t.tagName === "INPUT" && (t as HTMLInputElement).type !== "range"))) return;
+      if (t && t !== v.root && (t.tagName === "SELECT" || (t.tagName === "INPUT" && (t as HTMLInputElement).type !== "range")))
+        return;
       const p = v.active;
       let handled = true;
-      if (v.ruler.onKey(e) || v.annot.onKey(e)) { e.preventDefault(); e.stopPropagation(); return; }
+      if (v.ruler.onKey(e) || v.annot.onKey(e)) {
+        e.preventDefault();
+        e.stopPropagation();
+        return;
+      }
       switch (e.key) {
-        case "ArrowUp": v.step(p, 1, e.timeStamp); break;
-        case "ArrowDown": v.step(p, -1, e.timeStamp); break;
-        case "PageUp": v.step(p, 10, e.timeStamp); break;
-        case "PageDown": v.step(p, -10, e.timeStamp); break;
-        case "+": case "=": this.zoomAt(p, 1.25, v.panes[p].cssW / 2, v.panes[p].cssH / 2); break;
-        case "-": case "_": this.zoomAt(p, 0.8, v.panes[p].cssW / 2, v.panes[p].cssH / 2); break;
+        case "ArrowUp":
+          v.step(p, 1, e.timeStamp);
+          break;
+        case "ArrowDown":
+          v.step(p, -1, e.timeStamp);
+          break;
+        case "PageUp":
+          v.step(p, 10, e.timeStamp);
+          break;
+        case "PageDown":
+          v.step(p, -10, e.timeStamp);
+          break;
+        case "+":
+        case "=":
+          this.zoomAt(p, 1.25, v.panes[p].cssW / 2, v.panes[p].cssH / 2);
+          break;
+        case "-":
+        case "_":
+          this.zoomAt(p, 0.8, v.panes[p].cssW / 2, v.panes[p].cssH / 2);
+          break;
         case "0":
           v.panes[p].view = { zoom: 1, panX: 0, panY: 0 };
           v.render.markView(p);
           break;
-        default: handled = false;
+        default:
+          handled = false;
       }
-      if (handled) { e.preventDefault(); e.stopPropagation(); }
+      if (handled) {
+        e.preventDefault();
+        e.stopPropagation();
+      }
     };
     v.root.addEventListener("keydown", onKey);
     v.disposers.push(() => v.root.removeEventListener("keydown", onKey));

@@ -17,7 +17,10 @@ function edt1d(f: Float64Array, n: number, w: number, out: Float64Array, v: Int3
   z[1] = Infinity;
   for (let q = 1; q < n; q++) {
     let s = meet(q, v[k]);
-    while (s <= z[k]) { k--; s = meet(q, v[k]); }
+    while (s <= z[k]) {
+      k--;
+      s = meet(q, v[k]);
+    }
     k++;
     v[k] = q;
     z[k] = s;
@@ -35,7 +38,10 @@ function edt1d(f: Float64Array, n: number, w: number, out: Float64Array, v: Int3
 export function sqDistance(site: Uint8Array, W: number, H: number, sw: number, sh: number): Float64Array {
   const g = new Float64Array(W * H);
   const n = Math.max(W, H);
-  const f = new Float64Array(n), out = new Float64Array(n), v = new Int32Array(n), z = new Float64Array(n + 1);
+  const f = new Float64Array(n),
+    out = new Float64Array(n),
+    v = new Int32Array(n),
+    z = new Float64Array(n + 1);
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) f[x] = site[x + W * y] ? 0 : FAR;
     edt1d(f, W, sw, out, v, z);
@@ -54,7 +60,8 @@ export function sqDistance(site: Uint8Array, W: number, H: number, sw: number, s
 export function signedDistance(mask: Uint8Array, W: number, H: number, sw: number, sh: number): Float64Array {
   const inv = new Uint8Array(mask.length);
   for (let i = 0; i < mask.length; i++) inv[i] = mask[i] ? 0 : 1;
-  const dOut = sqDistance(mask, W, H, sw, sh), dIn = sqDistance(inv, W, H, sw, sh);
+  const dOut = sqDistance(mask, W, H, sw, sh),
+    dIn = sqDistance(inv, W, H, sw, sh);
   const s = new Float64Array(mask.length);
   for (let i = 0; i < mask.length; i++) s[i] = Math.sqrt(dOut[i]) - Math.sqrt(dIn[i]);
   return s;
@@ -62,9 +69,18 @@ export function signedDistance(mask: Uint8Array, W: number, H: number, sw: numbe
 
 /** Flat indices to set to `value` so that every gap between two slices (along axes[2]) holding
  * `value` is filled by shape-based interpolation; only unlabelled voxels are taken. */
-export function interpolateGaps(data: TypedArr, shape: Vec3, spacing: Vec3, axes: [number, number, number], value: number): number[] {
-  const [cu, cv, cs] = axes, st = [1, shape[0], shape[0] * shape[1]];
-  const W = shape[cu], H = shape[cv], K = shape[cs];
+export function interpolateGaps(
+  data: TypedArr,
+  shape: Vec3,
+  spacing: Vec3,
+  axes: [number, number, number],
+  value: number,
+): number[] {
+  const [cu, cv, cs] = axes,
+    st = [1, shape[0], shape[0] * shape[1]];
+  const W = shape[cu],
+    H = shape[cv],
+    K = shape[cs];
   const at = (u: number, w: number, k: number) => u * st[cu] + w * st[cv] + k * st[cs];
   const slice = (k: number): Uint8Array => {
     const m = new Uint8Array(W * H);
@@ -78,7 +94,8 @@ export function interpolateGaps(data: TypedArr, shape: Vec3, spacing: Vec3, axes
   }
   const out: number[] = [];
   for (let n = 0; n + 1 < present.length; n++) {
-    const k0 = present[n], k1 = present[n + 1];
+    const k0 = present[n],
+      k1 = present[n + 1];
     if (k1 - k0 < 2) continue;
     const a = signedDistance(slice(k0), W, H, spacing[cu], spacing[cv]);
     const b = signedDistance(slice(k1), W, H, spacing[cu], spacing[cv]);

@@ -2,6 +2,7 @@
 import type { Tool } from "./annotate";
 import { clamp, sliceAxis, voxelToWorld } from "./geometry";
 import { labelStats } from "./measure";
+import { fillHoles, interpolate } from "./smart";
 import { COMPARE_COLORS, labelColor, labelName } from "./overlay";
 import { PLANES, type Convention, type Layout, type OverlayMode, type Vec3 } from "./types";
 import { renderLegend, type LegendItem } from "./ui";
@@ -16,7 +17,8 @@ export class ViewerLayout {
 
   /** Reflect the viewer state in the toolbar, panes (visibility, letters, sliders) and legend. */
   syncControls(): void {
-    const v = this.v, u = v.ui;
+    const v = this.v,
+      u = v.ui;
     for (const [name, b] of Object.entries(u.presets)) b.classList.toggle("mv-on", name === v.preset);
     u.wl.textContent = `W ${fmt(v.win[0])} L ${fmt(v.win[1])}`;
     u.layout.value = v.layout;
@@ -39,7 +41,8 @@ export class ViewerLayout {
       pane.slider.max = String(n - 1);
       pane.slider.value = String(v.cursor[sliceAxis(p)]);
     }
-    const frames = v.meta?.frames ?? 1, ax4 = v.meta?.axis4;
+    const frames = v.meta?.frames ?? 1,
+      ax4 = v.meta?.axis4;
     u.frameBox.style.display = frames > 1 ? "" : "none";
     if (frames > 1) {
       u.frame.max = String(frames - 1);
@@ -56,7 +59,9 @@ export class ViewerLayout {
 
   /** The annotation bar from the annotator's state (tool, label, brush, undo sizes). */
   syncEditBar(): void {
-    const v = this.v, a = v.annot, e = v.ui.edit;
+    const v = this.v,
+      a = v.annot,
+      e = v.ui.edit;
     for (const [t, b] of Object.entries(e.tools)) b.classList.toggle("mv-on", t === a.tool);
     const dict = v.dictionary();
     const key = JSON.stringify(dict.map((d) => [d.value, d.name]));
@@ -87,31 +92,45 @@ export class ViewerLayout {
     const [nu, nr] = a.history.sizes;
     e.undo.disabled = nu === 0;
     e.redo.disabled = nr === 0;
-    e.accept.disabled = e.reject.disabled = !a.preview;
-    e.counts.textContent = a.assistError ? a.assistError : a.seq ? `${a.seq} edit${a.seq > 1 ? "s" : ""} sent` : "";
-    e.counts.classList.toggle("mv-error", !!a.assistError);
+    e.accept.disabled = e.reject.disabled = !a.assist.preview;
+    e.counts.textContent = a.assist.error ? a.assist.error : a.seq ? `${a.seq} edit${a.seq > 1 ? "s" : ""} sent` : "";
+    e.counts.classList.toggle("mv-error", !!a.assist.error);
   }
 
   syncLegend(): void {
     const v = this.v;
     const items: LegendItem[] = [];
     if (v.overlayMode === "compare") {
-      for (const [k, name] of [["TP", "true positive"], ["FP", "false positive"], ["FN", "false negative"]] as const)
+      for (const [k, name] of [
+        ["TP", "true positive"],
+        ["FP", "false positive"],
+        ["FN", "false negative"],
+      ] as const)
         items.push({ value: 0, name, color: COMPARE_COLORS[k], hidden: false, toggle: false });
     }
     const labels = v.meta?.labels ?? [];
     for (const l of labels)
-      items.push({ value: l.value, name: l.name, color: labelColor(l.value, labels), hidden: v.hidden.has(l.value), toggle: true });
+      items.push({
+        value: l.value,
+        name: l.name,
+        color: labelColor(l.value, labels),
+        hidden: v.hidden.has(l.value),
+        toggle: true,
+      });
     renderLegend(v.ui.legend, items, (value, vis) => {
       const h = new Set(v.hidden);
-      if (vis) h.delete(value); else h.add(value);
+      if (vis) h.delete(value);
+      else h.add(value);
       v.setHidden(h, true);
     });
   }
 
   /** Toolbar controls -> state + traits. */
   bindControls(): void {
-    const v = this.v, u = v.ui, r = v.render, sync = v.sync;
+    const v = this.v,
+      u = v.ui,
+      r = v.render,
+      sync = v.sync;
     for (const [name, b] of Object.entries(u.presets)) b.addEventListener("click", () => v.applyPreset(name, true));
     u.layout.addEventListener("change", () => {
       v.layout = u.layout.value as Layout;
@@ -149,20 +168,30 @@ export class ViewerLayout {
     });
     u.measure.addEventListener("click", () => this.showStats());
     u.frame.addEventListener("input", () => v.setFrame(Number(u.frame.value), true));
-    const e = u.edit, a = v.annot;
+    const e = u.edit,
+      a = v.annot;
     for (const [t, b] of Object.entries(e.tools)) b.addEventListener("click", () => a.setTool(t as Tool, true));
     e.label.addEventListener("change", () => a.setLabel(Number(e.label.value), true));
     e.radius.addEventListener("input", () => a.setRadius(Number(e.radius.value), true));
-    e.sphere.addEventListener("change", () => { a.brush3d = e.sphere.checked; sync.commit("brush_3d", a.brush3d, true); });
-    e.inWindow.addEventListener("change", () => { a.inWindow = e.inWindow.checked; sync.commit("brush_in_window", a.inWindow, true); });
+    e.sphere.addEventListener("change", () => {
+      a.brush3d = e.sphere.checked;
+      sync.commit("brush_3d", a.brush3d, true);
+    });
+    e.inWindow.addEventListener("change", () => {
+      a.inWindow = e.inWindow.checked;
+      sync.commit("brush_in_window", a.inWindow, true);
+    });
     e.tolerance.addEventListener("change", () => {
       const t = Number(e.tolerance.value);
-      if (isFinite(t) && t >= 0) { a.growTolerance = t; sync.commit("grow_tolerance", t, true); }
+      if (isFinite(t) && t >= 0) {
+        a.growTolerance = t;
+        sync.commit("grow_tolerance", t, true);
+      }
     });
-    e.fill.addEventListener("click", () => a.fillHoles());
-    e.interp.addEventListener("click", () => a.interpolate());
-    e.accept.addEventListener("click", () => a.accept());
-    e.reject.addEventListener("click", () => a.reject());
+    e.fill.addEventListener("click", () => fillHoles(a));
+    e.interp.addEventListener("click", () => interpolate(a));
+    e.accept.addEventListener("click", () => a.assist.accept());
+    e.reject.addEventListener("click", () => a.assist.reject());
     e.undo.addEventListener("click", () => a.undo());
     e.redo.addEventListener("click", () => a.redo());
     // Keep keyboard focus on the viewer after using a control.
@@ -171,7 +200,10 @@ export class ViewerLayout {
 
   /** Fill the side panel's table with the statistics of the labels shown (full resolution). */
   showStats(): void {
-    const v = this.v, t = v.ui.stats, lab = v.store.best("labels"), img = v.store.best("image");
+    const v = this.v,
+      t = v.ui.stats,
+      lab = v.store.best("labels"),
+      img = v.store.best("image");
     t.textContent = "";
     if (!v.meta || !lab || !img || lab.level !== 0 || img.level !== 0) {
       t.insertRow().insertCell().textContent = lab ? "waiting for the full image" : "no labels";
@@ -197,7 +229,8 @@ export class ViewerLayout {
 
   /** Size the grid (unless meta.height fixes it) and the pane canvases to their boxes. */
   observeSize(): void {
-    const v = this.v, r = v.render;
+    const v = this.v,
+      r = v.render;
     const dpr = () => window.devicePixelRatio || 1;
     const ro = new ResizeObserver(() => {
       if (!v.meta?.height) {
@@ -225,15 +258,15 @@ export class ViewerLayout {
 
   /** Progress bar and its text, from the transport's byte counters. */
   showProgress(): void {
-    const v = this.v, s = v.store, u = v.ui;
+    const v = this.v,
+      s = v.store,
+      u = v.ui;
     const frac = s.expectedBytes > 0 ? s.decodedBytes / s.expectedBytes : 0;
     const loading = s.loading();
     u.progress.classList.toggle("mv-done", !loading);
     u.bar.style.width = `${Math.round(frac * 100)}%`;
     const lvl = s.bestLevelNumber("image");
-    u.ptext.textContent = loading
-      ? `loading ${Math.round(frac * 100)}%${lvl > 0 ? " (preview shown)" : ""}`
-      : v.error ? "" : "";
+    u.ptext.textContent = loading ? `loading ${Math.round(frac * 100)}%${lvl > 0 ? " (preview shown)" : ""}` : v.error ? "" : "";
   }
 
   showError(m: string): void {
@@ -259,7 +292,8 @@ export class ViewerLayout {
     const ct = (meta.modality || "").toUpperCase() === "CT";
     const lvl = v.store.bestLevelNumber("image");
     let s = `voxel [${c.join(", ")}] · RAS (${w.map((x) => x.toFixed(1)).join(", ")}) mm`;
-    if (val !== null) s += ` · ${ct ? "HU" : "value"} ${Number.isInteger(val) ? val : val.toPrecision(5)}${lvl > 0 ? " (preview)" : ""}`;
+    if (val !== null)
+      s += ` · ${ct ? "HU" : "value"} ${Number.isInteger(val) ? val : val.toPrecision(5)}${lvl > 0 ? " (preview)" : ""}`;
     const lab = this.valueAt("labels", c);
     if (lab) s += ` · label ${labelName(lab, meta.labels)}`;
     const pr = this.valueAt("prediction", c);

@@ -2,13 +2,27 @@
 import type { LabelInfo } from "./types";
 
 export const COMPARE_COLORS: Record<string, [number, number, number]> = {
-  TP: [0, 200, 0], FP: [230, 40, 40], FN: [40, 120, 255],
+  TP: [0, 200, 0],
+  FP: [230, 40, 40],
+  FN: [40, 120, 255],
 };
-export const TP = 1, FP = 2, FN = 3;
+export const TP = 1,
+  FP = 2,
+  FN = 3;
 
 const FALLBACK: [number, number, number][] = [
-  [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
-  [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128], [170, 110, 40],
+  [230, 25, 75],
+  [60, 180, 75],
+  [255, 225, 25],
+  [0, 130, 200],
+  [245, 130, 48],
+  [145, 30, 180],
+  [70, 240, 240],
+  [240, 50, 230],
+  [210, 245, 60],
+  [250, 190, 212],
+  [0, 128, 128],
+  [170, 110, 40],
 ];
 
 export function labelColor(value: number, labels: LabelInfo[] | undefined): [number, number, number] {
@@ -37,14 +51,25 @@ export function colorTable(labels: LabelInfo[] | undefined, hidden: Set<number>)
 }
 
 /** Turn a labels (and optional prediction) slice into ids + colours in place; ids 0 = nothing. */
-export function classify(mode: string, gt: Int32Array | null, pred: Int32Array | null, table: Uint32Array,
-  ids: Int32Array, colors: Uint32Array, n: number): boolean {
+export function classify(
+  mode: string,
+  gt: Int32Array | null,
+  pred: Int32Array | null,
+  table: Uint32Array,
+  ids: Int32Array,
+  colors: Uint32Array,
+  n: number,
+): boolean {
   let any = false;
   if (mode === "compare") {
-    const cTP = pack(COMPARE_COLORS.TP), cFP = pack(COMPARE_COLORS.FP), cFN = pack(COMPARE_COLORS.FN);
+    const cTP = pack(COMPARE_COLORS.TP),
+      cFP = pack(COMPARE_COLORS.FP),
+      cFN = pack(COMPARE_COLORS.FN);
     for (let p = 0; p < n; p++) {
-      const g = gt ? gt[p] : 0, q = pred ? pred[p] : 0;
-      const gv = g !== 0 && table[g & 0xffff] !== 0, qv = q !== 0 && table[q & 0xffff] !== 0;
+      const g = gt ? gt[p] : 0,
+        q = pred ? pred[p] : 0;
+      const gv = g !== 0 && table[g & 0xffff] !== 0,
+        qv = q !== 0 && table[q & 0xffff] !== 0;
       let id = 0;
       if (gv && qv) id = g === q ? TP : FP;
       else if (qv) id = FP;
@@ -68,18 +93,33 @@ export function classify(mode: string, gt: Int32Array | null, pred: Int32Array |
 }
 
 /** Blend colours over the grey image (grey, so the red byte is the grey level). */
-export function blend(out32: Uint32Array, W: number, H: number, ids: Int32Array, colors: Uint32Array,
-  opacity: number, outline: boolean): void {
+export function blend(
+  out32: Uint32Array,
+  W: number,
+  H: number,
+  ids: Int32Array,
+  colors: Uint32Array,
+  opacity: number,
+  outline: boolean,
+): void {
   const alpha = outline ? Math.min(1, opacity * 1.6) : opacity;
-  const a = Math.round(Math.max(0, Math.min(1, alpha)) * 256), ia = 256 - a;
+  const a = Math.round(Math.max(0, Math.min(1, alpha)) * 256),
+    ia = 256 - a;
   if (a === 0) return;
   for (let r = 0, p = 0; r < H; r++) {
     for (let c = 0; c < W; c++, p++) {
       const id = ids[p];
       if (!id) continue;
       if (outline) {
-        const edge = c === 0 || c === W - 1 || r === 0 || r === H - 1 ||
-          ids[p - 1] !== id || ids[p + 1] !== id || ids[p - W] !== id || ids[p + W] !== id;
+        const edge =
+          c === 0 ||
+          c === W - 1 ||
+          r === 0 ||
+          r === H - 1 ||
+          ids[p - 1] !== id ||
+          ids[p + 1] !== id ||
+          ids[p - W] !== id ||
+          ids[p + W] !== id;
         if (!edge) continue;
       }
       const col = colors[p];

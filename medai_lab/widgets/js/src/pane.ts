@@ -4,7 +4,9 @@ import { fitPlane, letters, type Fit, type View } from "./geometry";
 import type { Convention, PlaneName } from "./types";
 
 export const PLANE_COLORS: Record<PlaneName, string> = {
-  axial: "#f2c94c", coronal: "#56d364", sagittal: "#ff7b72",
+  axial: "#f2c94c",
+  coronal: "#56d364",
+  sagittal: "#ff7b72",
 };
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls: string, parent?: HTMLElement): HTMLElementTagNameMap[K] {
@@ -46,8 +48,10 @@ export class PlanePane {
     this.canvas.dataset.plane = plane;
     this.xhair = el("canvas", "mv-xhair", stage);
     this.letterEls = {
-      left: el("div", "mv-letter mv-left", stage), right: el("div", "mv-letter mv-right", stage),
-      top: el("div", "mv-letter mv-top", stage), bottom: el("div", "mv-letter mv-bottom", stage),
+      left: el("div", "mv-letter mv-left", stage),
+      right: el("div", "mv-letter mv-right", stage),
+      top: el("div", "mv-letter mv-top", stage),
+      bottom: el("div", "mv-letter mv-bottom", stage),
     };
     this.label = el("div", "mv-plabel", stage);
     this.label.style.color = PLANE_COLORS[plane];
@@ -76,7 +80,9 @@ export class PlanePane {
     cssW = Math.max(1, Math.floor(cssW));
     cssH = Math.max(1, Math.floor(cssH));
     if (cssW === this.cssW && cssH === this.cssH && dpr === this.dpr) return false;
-    this.cssW = cssW; this.cssH = cssH; this.dpr = dpr;
+    this.cssW = cssW;
+    this.cssH = cssH;
+    this.dpr = dpr;
     for (const c of [this.canvas, this.xhair]) {
       c.width = Math.round(cssW * dpr);
       c.height = Math.round(cssH * dpr);
@@ -131,7 +137,8 @@ export class PlanePane {
     c.strokeStyle = c.fillStyle = "#4fc3f7";
     c.lineWidth = 1.5;
     c.beginPath();
-    c.moveTo(a[0], a[1]); c.lineTo(b[0], b[1]);
+    c.moveTo(a[0], a[1]);
+    c.lineTo(b[0], b[1]);
     c.stroke();
     for (const [x, y] of [a, b]) c.fillRect(x - 2, y - 2, 4, 4);
     if (text) {
@@ -150,16 +157,21 @@ export class PlanePane {
     const gap = 6;
     c.lineWidth = 1;
     c.globalAlpha = 0.85;
-    const X = Math.round(x) + 0.5, Y = Math.round(y) + 0.5;
+    const X = Math.round(x) + 0.5,
+      Y = Math.round(y) + 0.5;
     c.strokeStyle = vColor;
     c.beginPath();
-    c.moveTo(X, 0); c.lineTo(X, Y - gap);
-    c.moveTo(X, Y + gap); c.lineTo(X, this.cssH);
+    c.moveTo(X, 0);
+    c.lineTo(X, Y - gap);
+    c.moveTo(X, Y + gap);
+    c.lineTo(X, this.cssH);
     c.stroke();
     c.strokeStyle = hColor;
     c.beginPath();
-    c.moveTo(0, Y); c.lineTo(X - gap, Y);
-    c.moveTo(X + gap, Y); c.lineTo(this.cssW, Y);
+    c.moveTo(0, Y);
+    c.lineTo(X - gap, Y);
+    c.moveTo(X + gap, Y);
+    c.lineTo(this.cssW, Y);
     c.stroke();
     c.globalAlpha = 1;
   }

@@ -43,7 +43,9 @@ export class Pane3D {
     cssW = Math.max(1, Math.floor(cssW));
     cssH = Math.max(1, Math.floor(cssH));
     if (cssW === this.cssW && cssH === this.cssH && dpr === this.dpr) return false;
-    this.cssW = cssW; this.cssH = cssH; this.dpr = dpr;
+    this.cssW = cssW;
+    this.cssH = cssH;
+    this.dpr = dpr;
     this.canvas.width = Math.round(cssW * dpr);
     this.canvas.height = Math.round(cssH * dpr);
     this.canvas.style.width = `${cssW}px`;
@@ -72,16 +74,25 @@ export class Pane3D {
     c.drawImage(this.off, 0, 0, this.canvas.width, this.canvas.height);
     c.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
     if (enabled && this.caster.hasVolume()) this.drawTriad(c);
-    this.note.textContent = !enabled ? "3D off" : !this.caster.hasVolume() ? "no labels for 3D" :
-      this.caster.visibleCount === 0 ? "all labels hidden" : "";
+    this.note.textContent = !enabled
+      ? "3D off"
+      : !this.caster.hasVolume()
+        ? "no labels for 3D"
+        : this.caster.visibleCount === 0
+          ? "all labels hidden"
+          : "";
     this.renders++;
     this.lastRenderMs = performance.now() - t0;
   }
 
   private drawTriad(c: CanvasRenderingContext2D): void {
-    const cx = 34, cy = this.cssH - 34, len = 22;
+    const cx = 34,
+      cy = this.cssH - 34,
+      len = 22;
     const axes: [Vec3, string, string][] = [
-      [[1, 0, 0], "R", "#ff7b72"], [[0, 1, 0], "A", "#56d364"], [[0, 0, 1], "S", "#79c0ff"],
+      [[1, 0, 0], "R", "#ff7b72"],
+      [[0, 1, 0], "A", "#56d364"],
+      [[0, 0, 1], "S", "#79c0ff"],
     ];
     c.lineWidth = 2;
     c.font = "bold 11px sans-serif";

@@ -43,7 +43,10 @@ export class Renderer {
   }
 
   markSlices(): void {
-    for (const p of PLANES) { this.dirtySlice.add(p); this.dirtyView.add(p); }
+    for (const p of PLANES) {
+      this.dirtySlice.add(p);
+      this.dirtyView.add(p);
+    }
     this.dirtyXhair = true;
     this.requestRender();
   }
@@ -91,11 +94,13 @@ export class Renderer {
     this.dirtySlice.delete(p);
     const v = this.v;
     const img = v.store.best("image");
-    const meta = v.meta, lut = v.lut;
+    const meta = v.meta,
+      lut = v.lut;
     if (!img || !meta || !lut) return;
     const pane = v.panes[p];
     const def = planeDef(p, v.convention);
-    const W = img.shape[def.col], H = img.shape[def.row];
+    const W = img.shape[def.col],
+      H = img.shape[def.row];
     pane.ensureGrid(W, H);
     const slice = v.cursor[def.slice];
     const out32 = pane.out32!;
@@ -104,15 +109,22 @@ export class Renderer {
     renderGrey(out32, sliceMaps(def, meta.shape, slice, img, img), img, lut, rect);
     const mode = v.overlayMode;
     if (mode !== "none") {
-      const gtLv = mode !== "prediction" ? v.store.best("labels") ?? null : null;
-      const prLv = mode !== "labels" ? v.store.best("prediction") ?? null : null;
+      const gtLv = mode !== "prediction" ? (v.store.best("labels") ?? null) : null;
+      const prLv = mode !== "labels" ? (v.store.best("prediction") ?? null) : null;
       const mg = gtLv ? sliceMaps(def, meta.shape, slice, img, gtLv) : null;
       const mp = prLv ? sliceMaps(def, meta.shape, slice, img, prLv) : null;
       if (v.outline) {
         // Outline needs neighbours: classify into ids first, then draw edges.
-        let gt: Int32Array | null = null, pred: Int32Array | null = null;
-        if (gtLv && mg) { gt = pane.gt!; extractValues(gt, mg, gtLv); }
-        if (prLv && mp) { pred = pane.pred!; extractValues(pred, mp, prLv); }
+        let gt: Int32Array | null = null,
+          pred: Int32Array | null = null;
+        if (gtLv && mg) {
+          gt = pane.gt!;
+          extractValues(gt, mg, gtLv);
+        }
+        if (prLv && mp) {
+          pred = pane.pred!;
+          extractValues(pred, mp, prLv);
+        }
         if ((gt || pred) && classify(mode, gt, pred, v.ctable, pane.ids!, pane.colors!, W * H))
           blend(out32, W, H, pane.ids!, pane.colors!, v.opacity, true);
       } else {
@@ -120,13 +132,15 @@ export class Renderer {
         if (mode === "compare") {
           if (mg || mp) blendCompareFilled(out32, mg, gtLv, mp, prLv, v.ctable, COMPARE_PACKED, a, rect);
         } else {
-          const lv = mode === "prediction" ? prLv : gtLv, m = mode === "prediction" ? mp : mg;
+          const lv = mode === "prediction" ? prLv : gtLv,
+            m = mode === "prediction" ? mp : mg;
           if (lv && m) blendLabelsFilled(out32, m, lv, v.ctable, a, rect);
         }
       }
     }
-    const pv = v.annot.previewLevel;
-    if (pv && v.annot.preview) blendLabelsFilled(out32, sliceMaps(def, meta.shape, slice, img, pv), pv, PREVIEW_TABLE, 160, rect);
+    const pv = v.annot.assist.previewLevel;
+    if (pv && v.annot.assist.preview)
+      blendLabelsFilled(out32, sliceMaps(def, meta.shape, slice, img, pv), pv, PREVIEW_TABLE, 160, rect);
     pane.commitSlice(rect);
     this.paints++;
     if (this.firstPaintMs === null) {
@@ -142,12 +156,15 @@ export class Renderer {
   private rectOf(p: PlaneName, box: { lo: Vec3; hi: Vec3 }): Rect | undefined {
     const meta = this.v.meta;
     if (!meta) return undefined;
-    const d = planeDef(p, this.v.convention), n = meta.shape;
+    const d = planeDef(p, this.v.convention),
+      n = meta.shape;
     const span = (axis: number, flip: boolean): [number, number] => {
-      const a = Math.max(0, box.lo[axis]), b = Math.min(n[axis] - 1, box.hi[axis]);
+      const a = Math.max(0, box.lo[axis]),
+        b = Math.min(n[axis] - 1, box.hi[axis]);
       return flip ? [n[axis] - 1 - b, n[axis] - a] : [a, b + 1];
     };
-    const [c0, c1] = span(d.col, d.colFlip), [r0, r1] = span(d.row, d.rowFlip);
+    const [c0, c1] = span(d.col, d.colFlip),
+      [r0, r1] = span(d.row, d.rowFlip);
     return c1 > c0 && r1 > r0 ? { c0, c1, r0, r1 } : undefined;
   }
 
@@ -173,7 +190,10 @@ export class Renderer {
       if (!this.visible(p)) continue;
       const pane = v.panes[p];
       const fw = this.fitOf(p);
-      if (!fw || !meta || !v.store.best("image")) { pane.drawCrosshair(null, null, "", ""); continue; }
+      if (!fw || !meta || !v.store.best("image")) {
+        pane.drawCrosshair(null, null, "", "");
+        continue;
+      }
       const [u, w] = voxelToPlane(p, v.convention, meta.shape, v.cursor);
       const def = planeDef(p, v.convention);
       const byAxis = (a: number) => PLANE_COLORS[PLANES.find((q) => sliceAxis(q) === a)!];
@@ -213,7 +233,8 @@ export class Renderer {
     }
     // The other planes cross this slice along the crosshair lines; a sphere reaches further.
     for (const p of PLANES) {
-      const a = sliceAxis(p), c = this.v.cursor[a];
+      const a = sliceAxis(p),
+        c = this.v.cursor[a];
       if (p === plane || (box && (c < box.lo[a] || c > box.hi[a]))) continue;
       this.dirtySlice.add(p);
       this.dirtyView.add(p);

@@ -7,7 +7,12 @@ import { sliceAxis, voxelToPlane, type Fit } from "./geometry";
 import type { PlaneName, Vec3 } from "./types";
 import type { Viewer } from "./viewer";
 
-export interface Measurement { plane: PlaneName; a: Vec3; b: Vec3; mm: number }
+export interface Measurement {
+  plane: PlaneName;
+  a: Vec3;
+  b: Vec3;
+  mm: number;
+}
 
 /** Distance in mm between voxel positions a and b under a 4x4 voxel-to-world affine. */
 export function worldDistance(affine: number[][], a: Vec3, b: Vec3): number {
@@ -50,13 +55,19 @@ export class Ruler {
 
   undo(): boolean {
     const m = this.items.pop();
-    if (m) { this.redoStack.push(m); this.changed(); }
+    if (m) {
+      this.redoStack.push(m);
+      this.changed();
+    }
     return !!m;
   }
 
   redo(): boolean {
     const m = this.redoStack.pop();
-    if (m) { this.items.push(m); this.changed(); }
+    if (m) {
+      this.items.push(m);
+      this.changed();
+    }
     return !!m;
   }
 
@@ -85,9 +96,11 @@ export class Ruler {
 
   /** Segments (and a pending end) of `plane` on its shown slice, in css px of its pane. */
   draw(plane: PlaneName, f: Fit): void {
-    const v = this.v, meta = v.meta;
+    const v = this.v,
+      meta = v.meta;
     if (!meta) return;
-    const ax = sliceAxis(plane), k = v.cursor[ax];
+    const ax = sliceAxis(plane),
+      k = v.cursor[ax];
     const css = (ijk: Vec3): [number, number] => {
       const [u, w] = voxelToPlane(plane, v.convention, meta.shape, ijk);
       return [f.ox + u * f.kx, f.oy + w * f.ky];

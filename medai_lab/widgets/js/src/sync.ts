@@ -20,11 +20,15 @@ export class ModelSync {
   private statusTimer = 0;
   private lastStatus = 0;
 
-  constructor(private v: Viewer, private model: AnyModel) {}
+  constructor(
+    private v: Viewer,
+    private model: AnyModel,
+  ) {}
 
   /** Initialise viewer state from the model's traits (committing defaults the model lacks). */
   readTraits(): void {
-    const v = this.v, m = this.model;
+    const v = this.v,
+      m = this.model;
     this.applyMeta(m.get("meta"));
     const layout = m.get("pane_layout");
     if (["three", "axial", "coronal", "sagittal"].includes(layout)) v.layout = layout;
@@ -56,7 +60,8 @@ export class ModelSync {
 
   /** Editing traits (absent in hosts without them, e.g. the Lab document: defaults stay). */
   private readEditTraits(): void {
-    const a = this.v.annot, m = this.model;
+    const a = this.v.annot,
+      m = this.model;
     const tool = m.get("tool");
     if (typeof tool === "string") a.tool = tool as Tool;
     const lab = Number(m.get("active_label"));
@@ -72,13 +77,15 @@ export class ModelSync {
 
   /** Subscribe to custom messages and trait changes; unsubscribed through the viewer's disposers. */
   bind(): void {
-    const v = this.v, model = this.model, r = v.render;
+    const v = this.v,
+      model = this.model,
+      r = v.render;
     const on = (ev: string, cb: (...a: any[]) => void) => {
       model.on(ev, cb);
       v.disposers.push(() => model.off(ev, cb));
     };
     on("msg:custom", (msg: any, buffers: unknown[]) => {
-      if (msg && msg.type === "proposal") v.annot.onProposal(msg, buffers);
+      if (msg && msg.type === "proposal") v.annot.assist.onProposal(msg, buffers);
       else if (msg && msg.type === "edit") v.annot.onKernelEdit(msg, buffers);
       else if (msg && msg.type === "export_labels") this.exportLabels(msg.id);
       else v.store.handle(msg, buffers);
@@ -121,7 +128,11 @@ export class ModelSync {
     });
     on("change:convention", () => {
       const c: Convention = model.get("convention") === "neurological" ? "neurological" : "radiological";
-      if (c !== v.convention) { v.convention = c; v.layoutUi.syncControls(); r.markAll(); }
+      if (c !== v.convention) {
+        v.convention = c;
+        v.layoutUi.syncControls();
+        r.markAll();
+      }
     });
     on("change:overlay_mode", () => {
       const om = model.get("overlay_mode");
@@ -133,11 +144,19 @@ export class ModelSync {
     });
     on("change:opacity", () => {
       const op = Number(model.get("opacity"));
-      if (isFinite(op) && op !== v.opacity) { v.opacity = clamp(op, 0, 1); v.layoutUi.syncControls(); r.markSlices(); }
+      if (isFinite(op) && op !== v.opacity) {
+        v.opacity = clamp(op, 0, 1);
+        v.layoutUi.syncControls();
+        r.markSlices();
+      }
     });
     on("change:outline", () => {
       const o = !!model.get("outline");
-      if (o !== v.outline) { v.outline = o; v.layoutUi.syncControls(); r.markSlices(); }
+      if (o !== v.outline) {
+        v.outline = o;
+        v.layoutUi.syncControls();
+        r.markSlices();
+      }
     });
     on("change:hidden_labels", () => {
       const h = new Set<number>((model.get("hidden_labels") ?? []).map(Number));
@@ -156,17 +175,32 @@ export class ModelSync {
       const r = Number(model.get("brush_radius"));
       if (isFinite(r) && r !== v.annot.brushRadius) v.annot.setRadius(r, false);
     });
-    on("change:brush_3d", () => { v.annot.brush3d = !!model.get("brush_3d"); v.layoutUi.syncControls(); });
-    on("change:brush_in_window", () => { v.annot.inWindow = !!model.get("brush_in_window"); v.layoutUi.syncControls(); });
+    on("change:brush_3d", () => {
+      v.annot.brush3d = !!model.get("brush_3d");
+      v.layoutUi.syncControls();
+    });
+    on("change:brush_in_window", () => {
+      v.annot.inWindow = !!model.get("brush_in_window");
+      v.layoutUi.syncControls();
+    });
     on("change:grow_tolerance", () => {
       const t = Number(model.get("grow_tolerance"));
-      if (isFinite(t) && t >= 0) { v.annot.growTolerance = t; v.layoutUi.syncControls(); }
+      if (isFinite(t) && t >= 0) {
+        v.annot.growTolerance = t;
+        v.layoutUi.syncControls();
+      }
     });
-    on("change:edit_seq", () => { v.annot.acked = Number(model.get("edit_seq")) || 0; });
+    on("change:edit_seq", () => {
+      v.annot.acked = Number(model.get("edit_seq")) || 0;
+    });
     on("change:frame", () => v.setFrame(Number(model.get("frame")) || 0, false));
     on("change:show_3d", () => {
       const s = !!model.get("show_3d");
-      if (s !== v.show3d) { v.show3d = s; v.layoutUi.syncControls(); r.mark3d(); }
+      if (s !== v.show3d) {
+        v.show3d = s;
+        v.layoutUi.syncControls();
+        r.mark3d();
+      }
     });
   }
 
@@ -174,7 +208,10 @@ export class ModelSync {
   /** Answer a host's `export_labels` (the Lab document's Save): the edited label volume. */
   private exportLabels(id: unknown): void {
     const lv = this.v.annot.labels();
-    if (!lv) { this.send({ type: "labels", id, error: "the labels are still loading" }, []); return; }
+    if (!lv) {
+      this.send({ type: "labels", id, error: "the labels are still loading" }, []);
+      return;
+    }
     const data = (lv.data as Uint8Array | Uint16Array).slice();
     this.send({ type: "labels", id, shape: [...lv.shape], dtype: lv.dtype }, [data.buffer]);
   }
@@ -188,7 +225,10 @@ export class ModelSync {
     this.model.set(name, value);
     const since = performance.now() - this.lastSave;
     if (now || since >= SAVE_INTERVAL_MS) {
-      if (this.saveTimer) { clearTimeout(this.saveTimer); this.saveTimer = 0; }
+      if (this.saveTimer) {
+        clearTimeout(this.saveTimer);
+        this.saveTimer = 0;
+      }
       this.lastSave = performance.now();
       this.model.save_changes();
     } else if (!this.saveTimer) {
@@ -203,7 +243,10 @@ export class ModelSync {
   /** Apply the `meta` trait: shape/spacing defaults, store pruning, cursor reset, title, height. */
   private applyMeta(meta: any): void {
     const v = this.v;
-    if (!meta || !isVec3(meta.shape)) { v.meta = undefined; return; }
+    if (!meta || !isVec3(meta.shape)) {
+      v.meta = undefined;
+      return;
+    }
     const shape = meta.shape.map((x: number) => Math.max(1, Math.round(x))) as Vec3;
     const spacing = isVec3(meta.spacing) ? (meta.spacing.map((x: number) => (x > 0 ? x : 1)) as Vec3) : ([1, 1, 1] as Vec3);
     const prevShape = v.meta?.shape;
@@ -234,10 +277,13 @@ export class ModelSync {
       const s = v.store;
       const fp = v.render.firstPaintMs;
       this.model.set("status", {
-        received: s.decodedBytes, total: s.expectedBytes, wire: s.wireBytes,
+        received: s.decodedBytes,
+        total: s.expectedBytes,
+        wire: s.wireBytes,
         level: s.bestLevelNumber("image"),
         first_paint_ms: fp === null ? null : Math.round(fp * 10) / 10,
-        loading: s.loading(), error: v.error || null,
+        loading: s.loading(),
+        error: v.error || null,
       });
       this.model.save_changes();
     }, wait);

@@ -3,8 +3,14 @@
 import type { Dtype, Level, TypedArr, Vec3 } from "./types";
 
 const CTORS: Record<Dtype, { new (b: ArrayBuffer): TypedArr; BYTES_PER_ELEMENT: number }> = {
-  int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array,
-  int32: Int32Array, uint32: Uint32Array, float32: Float32Array, float64: Float64Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+  float32: Float32Array,
+  float64: Float64Array,
 };
 
 export function itemsize(dtype: Dtype): number {
@@ -41,7 +47,10 @@ async function inflate(src: Uint8Array, sink: (piece: Uint8Array, pos: number) =
 /** Byte planes (all first bytes, all second bytes, ...) -> interleaved elements. */
 export function unshuffle(src: Uint8Array, dst: Uint8Array, item: number): void {
   const n = src.length / item;
-  if (item === 1) { dst.set(src); return; }
+  if (item === 1) {
+    dst.set(src);
+    return;
+  }
   if (item === 2 && dst.byteOffset % 2 === 0) {
     const d16 = new Uint16Array(dst.buffer, dst.byteOffset, n);
     for (let e = 0; e < n; e++) d16[e] = src[e] | (src[n + e] << 8);
@@ -49,9 +58,9 @@ export function unshuffle(src: Uint8Array, dst: Uint8Array, item: number): void 
   }
   if (item === 4 && dst.byteOffset % 4 === 0) {
     const d32 = new Uint32Array(dst.buffer, dst.byteOffset, n);
-    const n2 = 2 * n, n3 = 3 * n;
-    for (let e = 0; e < n; e++)
-      d32[e] = (src[e] | (src[n + e] << 8) | (src[n2 + e] << 16) | (src[n3 + e] << 24)) >>> 0;
+    const n2 = 2 * n,
+      n3 = 3 * n;
+    for (let e = 0; e < n; e++) d32[e] = (src[e] | (src[n + e] << 8) | (src[n2 + e] << 16) | (src[n3 + e] << 24)) >>> 0;
     return;
   }
   for (let b = 0; b < item; b++) {
@@ -78,6 +87,14 @@ export class VolumeStore {
 
   constructor(private ev: StoreEvents) {}
 
+  /** Make `lv` (made here: edited labels) the only complete level of its volume. */
+  putLocal(lv: Level): void {
+    let m = this.complete.get(lv.volume);
+    if (!m) this.complete.set(lv.volume, (m = new Map()));
+    m.clear();
+    m.set(lv.level, lv);
+  }
+
   /** Finest complete level of a volume, if any. */
   best(name: string): Level | undefined {
     const m = this.complete.get(name);
@@ -100,7 +117,10 @@ export class VolumeStore {
   /** Forget volumes not in `keep`, or whose full shape no longer matches. */
   prune(keep: string[] | undefined, shape: Vec3 | undefined): void {
     for (const [name, m] of this.complete) {
-      if (keep && !keep.includes(name)) { this.complete.delete(name); continue; }
+      if (keep && !keep.includes(name)) {
+        this.complete.delete(name);
+        continue;
+      }
       if (shape && name !== "labels3d") {
         for (const [L, lv] of m) {
           const full = lv.shape.map((s, a) => Math.round(s * lv.factor[a]));
@@ -141,11 +161,21 @@ export class VolumeStore {
     if (nbytes !== n * item) throw new Error(`begin ${m.volume}: nbytes ${nbytes} != shape*itemsize`);
     const buffer = new ArrayBuffer(nbytes);
     const lv: Level = {
-      volume: String(m.volume), level: Number(m.level ?? 0), shape,
-      factor: (m.factor as Vec3) ?? [1, 1, 1], dtype, nbytes, chunks: Number(m.chunks ?? 0),
-      codec: m.codec === "raw" ? "raw" : "deflate", shuffle: !!m.shuffle,
-      buffer, data: new CTORS[dtype](buffer), decodedChunks: 0, decodedBytes: 0,
-      ended: false, complete: false,
+      volume: String(m.volume),
+      level: Number(m.level ?? 0),
+      shape,
+      factor: (m.factor as Vec3) ?? [1, 1, 1],
+      dtype,
+      nbytes,
+      chunks: Number(m.chunks ?? 0),
+      codec: m.codec === "raw" ? "raw" : "deflate",
+      shuffle: !!m.shuffle,
+      buffer,
+      data: new CTORS[dtype](buffer),
+      decodedChunks: 0,
+      decodedBytes: 0,
+      ended: false,
+      complete: false,
     };
     let map = this.pending.get(lv.volume);
     if (!map) this.pending.set(lv.volume, (map = new Map()));
@@ -160,7 +190,8 @@ export class VolumeStore {
     const lv = this.getPending(String(m.volume), Number(m.level ?? 0));
     if (!lv) throw new Error(`chunk for ${m.volume} level ${m.level} without begin`);
     if (!bytes) throw new Error("chunk without buffer");
-    const offset = Number(m.offset), size = Number(m.size);
+    const offset = Number(m.offset),
+      size = Number(m.size);
     if (!(offset >= 0 && offset + size <= lv.nbytes)) throw new Error(`chunk out of range: ${offset}+${size}`);
     const target = new Uint8Array(lv.buffer, offset, size);
     const item = itemsize(lv.dtype);
@@ -188,13 +219,13 @@ export class VolumeStore {
   }
 
   private onEnd(m: any): void {
-    const name = String(m.volume), L = Number(m.level ?? 0);
+    const name = String(m.volume),
+      L = Number(m.level ?? 0);
     const lv = this.getPending(name, L);
     if (!lv) return;
     lv.ended = true;
     this.pending.get(name)!.delete(L);
-    if (lv.decodedBytes !== lv.nbytes)
-      this.ev.onError(`${name} level ${L}: received ${lv.decodedBytes} of ${lv.nbytes} bytes`);
+    if (lv.decodedBytes !== lv.nbytes) this.ev.onError(`${name} level ${L}: received ${lv.decodedBytes} of ${lv.nbytes} bytes`);
     lv.complete = true;
     let c = this.complete.get(name);
     if (!c) this.complete.set(name, (c = new Map()));
@@ -204,4 +235,26 @@ export class VolumeStore {
     this.ev.onLevelComplete(lv);
     this.ev.onProgress();
   }
+}
+
+/** A complete, uncompressed level 0 made in the browser (edited labels, previews). */
+export function localLevel(volume: string, shape: Vec3, factor: Vec3, data: Uint8Array | Uint16Array): Level {
+  const buffer = data.buffer as ArrayBuffer;
+  return {
+    volume,
+    level: 0,
+    shape,
+    factor,
+    dtype: data instanceof Uint16Array ? "uint16" : "uint8",
+    nbytes: buffer.byteLength,
+    chunks: 0,
+    codec: "raw",
+    shuffle: false,
+    buffer,
+    data,
+    decodedChunks: 0,
+    decodedBytes: buffer.byteLength,
+    ended: true,
+    complete: true,
+  };
 }

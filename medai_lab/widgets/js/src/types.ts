@@ -4,12 +4,9 @@ export type Vec3 = [number, number, number];
 export type PlaneName = "axial" | "coronal" | "sagittal";
 export const PLANES: readonly PlaneName[] = ["axial", "coronal", "sagittal"];
 
-export type Dtype =
-  | "int8" | "uint8" | "int16" | "uint16" | "int32" | "uint32" | "float32" | "float64";
+export type Dtype = "int8" | "uint8" | "int16" | "uint16" | "int32" | "uint32" | "float32" | "float64";
 
-export type TypedArr =
-  | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array
-  | Float32Array | Float64Array;
+export type TypedArr = Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | Float64Array;
 
 export interface LabelInfo {
   value: number;

@@ -1,7 +1,12 @@
 // Toolbar, legend, info line and progress bar (plain DOM, no framework).
 import { PRESET_NAMES } from "./windowing";
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls = "", parent?: HTMLElement, text?: string): HTMLElementTagNameMap[K] {
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  cls = "",
+  parent?: HTMLElement,
+  text?: string,
+): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
   if (text !== undefined) e.textContent = text;
@@ -81,7 +86,14 @@ function buildEditBar(root: HTMLElement): EditControls {
   const bar = el("div", "mv-toolbar mv-editbar", root);
   const tg = el("div", "mv-group", bar);
   const tools: Record<string, HTMLButtonElement> = {};
-  for (const [t, text, key] of [["navigate", "navigate", "N"], ["paint", "paint", "B"], ["erase", "erase", "E"], ["grow", "grow", "G"], ["assist", "assist", "A"], ["ruler", "ruler", "M"]]) {
+  for (const [t, text, key] of [
+    ["navigate", "navigate", "N"],
+    ["paint", "paint", "B"],
+    ["erase", "erase", "E"],
+    ["grow", "grow", "G"],
+    ["assist", "assist", "A"],
+    ["ruler", "ruler", "M"],
+  ]) {
     const b = el("button", "", tg, text);
     b.type = "button";
     b.dataset.tool = t;
@@ -96,7 +108,10 @@ function buildEditBar(root: HTMLElement): EditControls {
   const rl = el("label", "", bar, "brush");
   rl.title = "brush radius in mm ([ and ])";
   const radius = el("input", "", rl);
-  radius.type = "range"; radius.min = "0"; radius.max = "30"; radius.step = "0.5";
+  radius.type = "range";
+  radius.min = "0";
+  radius.max = "30";
+  radius.step = "0.5";
   radius.style.width = "80px";
   radius.dataset.brush = "";
   const radiusText = el("span", "mv-wl", rl);
@@ -105,24 +120,55 @@ function buildEditBar(root: HTMLElement): EditControls {
   const gl = el("label", "", bar, "±");
   gl.title = "region grow: voxels within this many units (HU) of the clicked voxel";
   const tolerance = el("input", "", gl);
-  tolerance.type = "number"; tolerance.min = "0"; tolerance.step = "10"; tolerance.style.width = "56px";
+  tolerance.type = "number";
+  tolerance.min = "0";
+  tolerance.step = "10";
+  tolerance.style.width = "56px";
   tolerance.dataset.tolerance = "";
   const ug = el("div", "mv-group", bar);
   const accept = el("button", "", ug, "accept");
-  accept.type = "button"; accept.dataset.action = "accept"; accept.title = "accept the model's proposal (Enter)";
+  accept.type = "button";
+  accept.dataset.action = "accept";
+  accept.title = "accept the model's proposal (Enter)";
   const reject = el("button", "", ug, "reject");
-  reject.type = "button"; reject.dataset.action = "reject"; reject.title = "reject the model's proposal (Escape)";
+  reject.type = "button";
+  reject.dataset.action = "reject";
+  reject.title = "reject the model's proposal (Escape)";
   const fill = el("button", "", ug, "fill holes");
-  fill.type = "button"; fill.dataset.action = "fill"; fill.title = "fill holes of the label on this slice (F)";
+  fill.type = "button";
+  fill.dataset.action = "fill";
+  fill.title = "fill holes of the label on this slice (F)";
   const interp = el("button", "", ug, "interpolate");
-  interp.type = "button"; interp.dataset.action = "interpolate";
+  interp.type = "button";
+  interp.dataset.action = "interpolate";
   interp.title = "fill the slices between labelled slices of this plane (I)";
   const undo = el("button", "", ug, "undo");
-  undo.type = "button"; undo.dataset.action = "undo"; undo.title = "undo (Ctrl+Z)";
+  undo.type = "button";
+  undo.dataset.action = "undo";
+  undo.title = "undo (Ctrl+Z)";
   const redo = el("button", "", ug, "redo");
-  redo.type = "button"; redo.dataset.action = "redo"; redo.title = "redo (Ctrl+Shift+Z, Ctrl+Y)";
+  redo.type = "button";
+  redo.dataset.action = "redo";
+  redo.title = "redo (Ctrl+Shift+Z, Ctrl+Y)";
   const counts = el("span", "mv-ptext", bar);
-  return { bar, tools, label, swatch, radius, radiusText, sphere, inWindow, tolerance, accept, reject, fill, interp, undo, redo, counts };
+  return {
+    bar,
+    tools,
+    label,
+    swatch,
+    radius,
+    radiusText,
+    sphere,
+    inWindow,
+    tolerance,
+    accept,
+    reject,
+    fill,
+    interp,
+    undo,
+    redo,
+    counts,
+  };
 }
 
 export function buildControls(root: HTMLElement): Controls {
@@ -139,12 +185,28 @@ export function buildControls(root: HTMLElement): Controls {
   }
   const wl = el("span", "mv-wl", toolbar);
   wl.title = "window width / level (right-drag on an image to adjust)";
-  const layout = select(toolbar, "layout", [["three", "3 planes + 3D"], ["axial", "axial"], ["coronal", "coronal"], ["sagittal", "sagittal"]]);
-  const convention = select(toolbar, "display convention", [["radiological", "radiological"], ["neurological", "neurological"]]);
-  const overlay = select(toolbar, "overlay", [["labels", "labels"], ["prediction", "prediction"], ["compare", "compare TP/FP/FN"], ["none", "no overlay"]]);
+  const layout = select(toolbar, "layout", [
+    ["three", "3 planes + 3D"],
+    ["axial", "axial"],
+    ["coronal", "coronal"],
+    ["sagittal", "sagittal"],
+  ]);
+  const convention = select(toolbar, "display convention", [
+    ["radiological", "radiological"],
+    ["neurological", "neurological"],
+  ]);
+  const overlay = select(toolbar, "overlay", [
+    ["labels", "labels"],
+    ["prediction", "prediction"],
+    ["compare", "compare TP/FP/FN"],
+    ["none", "no overlay"],
+  ]);
   const ol = el("label", "", toolbar, "opacity");
   const opacity = el("input", "", ol);
-  opacity.type = "range"; opacity.min = "0"; opacity.max = "1"; opacity.step = "0.05";
+  opacity.type = "range";
+  opacity.min = "0";
+  opacity.max = "1";
+  opacity.step = "0.05";
   opacity.style.width = "70px";
   const ll = el("label", "", toolbar);
   const outline = el("input", "", ll);
@@ -158,7 +220,10 @@ export function buildControls(root: HTMLElement): Controls {
   frameBox.title = "volume of the 4-D series (time, phase, echo ...)";
   const frameName = el("span", "", frameBox, "t");
   const frame = el("input", "", frameBox);
-  frame.type = "range"; frame.min = "0"; frame.step = "1"; frame.style.width = "90px";
+  frame.type = "range";
+  frame.min = "0";
+  frame.step = "1";
+  frame.style.width = "90px";
   frame.dataset.frame = "";
   const frameText = el("span", "mv-wl", frameBox);
   frameBox.style.display = "none";
@@ -180,10 +245,42 @@ export function buildControls(root: HTMLElement): Controls {
   const info = el("div", "mv-info", root, "Click an image to inspect a voxel.");
   const progress = el("div", "mv-progress", root);
   const bar = el("div", "", progress);
-  return { frameBox, frameName, frame, frameText, toolbar, title, presets, wl, layout, convention, overlay, opacity, outline, show3d, ptext, body, grid, side, legend, measure, stats, info, progress, bar, edit };
+  return {
+    frameBox,
+    frameName,
+    frame,
+    frameText,
+    toolbar,
+    title,
+    presets,
+    wl,
+    layout,
+    convention,
+    overlay,
+    opacity,
+    outline,
+    show3d,
+    ptext,
+    body,
+    grid,
+    side,
+    legend,
+    measure,
+    stats,
+    info,
+    progress,
+    bar,
+    edit,
+  };
 }
 
-export interface LegendItem { value: number; name: string; color: [number, number, number]; hidden: boolean; toggle: boolean }
+export interface LegendItem {
+  value: number;
+  name: string;
+  color: [number, number, number];
+  hidden: boolean;
+  toggle: boolean;
+}
 
 /** (Re)build the legend: checkbox per label (toggles hidden_labels), or the compare key. */
 export function renderLegend(box: HTMLElement, items: LegendItem[], onToggle: (value: number, visible: boolean) => void): void {

@@ -15,8 +15,16 @@ import { CSS } from "./style";
 import { ModelSync } from "./sync";
 import { VolumeStore } from "./transport";
 import {
-  PLANES, type AnyModel, type Convention, type LabelInfo, type Layout, type Level, type Meta, type OverlayMode,
-  type PlaneName, type Vec3,
+  PLANES,
+  type AnyModel,
+  type Convention,
+  type LabelInfo,
+  type Layout,
+  type Level,
+  type Meta,
+  type OverlayMode,
+  type PlaneName,
+  type Vec3,
 } from "./types";
 import { buildControls, type Controls } from "./ui";
 import { Lut, presetWindow } from "./windowing";
@@ -192,7 +200,10 @@ export class Viewer {
     this.win = [Math.max(1e-3, w[0]), w[1]];
     this.rebuildLut();
     this.render.markSlices();
-    if (this.preset !== "custom") { this.preset = "custom"; this.sync.commit("preset", "custom"); }
+    if (this.preset !== "custom") {
+      this.preset = "custom";
+      this.sync.commit("preset", "custom");
+    }
     this.sync.commit("window", [...this.win]);
     this.layoutUi.syncControls();
   }
@@ -211,7 +222,12 @@ export class Viewer {
     this.hidden = h;
     this.ctable = colorTable(this.meta?.labels, h);
     this.pane3d.caster.setTable(this.ctable);
-    if (save) this.sync.commit("hidden_labels", [...h].sort((a, b) => a - b), true);
+    if (save)
+      this.sync.commit(
+        "hidden_labels",
+        [...h].sort((a, b) => a - b),
+        true,
+      );
     this.layoutUi.syncLegend();
     this.render.markAll();
   }
@@ -219,7 +235,7 @@ export class Viewer {
   /** Labels one can paint, in picker order. */
   dictionary(): LabelInfo[] {
     const d = this.meta?.dictionary;
-    return d && d.length ? d : this.meta?.labels ?? [];
+    return d && d.length ? d : (this.meta?.labels ?? []);
   }
 
   // ---------------------------------------------------------------- hooks (PROTOCOL.md "Test hooks")
@@ -290,12 +306,27 @@ export class Viewer {
     const zoom: Record<string, number> = {};
     for (const p of PLANES) zoom[p] = this.panes[p].view.zoom;
     return {
-      cursor: [...this.cursor], window: [...this.win], preset: this.preset,
+      cursor: [...this.cursor],
+      window: [...this.win],
+      preset: this.preset,
       slices: { axial: this.cursor[2], coronal: this.cursor[1], sagittal: this.cursor[0] },
-      level: levels.image, levels, loading: this.store.loading(), shape: this.meta ? [...this.meta.shape] : null,
-      layout: this.layout, convention: this.convention, overlay_mode: this.overlayMode, opacity: this.opacity,
-      outline: this.outline, hidden_labels: [...this.hidden], show_3d: this.show3d, active: this.active, zoom,
-      camera: { ...this.pane3d.cam }, error: this.error || null, edit: this.annot.state(), frame: this.frame,
+      level: levels.image,
+      levels,
+      loading: this.store.loading(),
+      shape: this.meta ? [...this.meta.shape] : null,
+      layout: this.layout,
+      convention: this.convention,
+      overlay_mode: this.overlayMode,
+      opacity: this.opacity,
+      outline: this.outline,
+      hidden_labels: [...this.hidden],
+      show_3d: this.show3d,
+      active: this.active,
+      zoom,
+      camera: { ...this.pane3d.cam },
+      error: this.error || null,
+      edit: this.annot.state(),
+      frame: this.frame,
       measurements: this.ruler.items.map((m) => ({ ...m })),
     };
   }
@@ -324,7 +355,8 @@ export class Viewer {
     if (!xy) return null;
     const canvas = p === "3d" ? this.pane3d.canvas : this.panes[p].canvas;
     const dpr = p === "3d" ? this.pane3d.dpr : this.panes[p].dpr;
-    const x = Math.floor(xy[0] * dpr), y = Math.floor(xy[1] * dpr);
+    const x = Math.floor(xy[0] * dpr),
+      y = Math.floor(xy[1] * dpr);
     if (x < 0 || y < 0 || x >= canvas.width || y >= canvas.height) return null;
     const d = canvas.getContext("2d")!.getImageData(x, y, 1, 1).data;
     return [d[0], d[1], d[2], d[3]];
@@ -337,7 +369,11 @@ export class Viewer {
     this.render.dispose();
     this.sync.dispose();
     for (const d of this.disposers.splice(0)) {
-      try { d(); } catch { /* ignore */ }
+      try {
+        d();
+      } catch {
+        /* ignore */
+      }
     }
     this.root.remove();
   }

@@ -32,7 +32,11 @@ export class Lut {
   table: Uint32Array | null = null;
   lo = 0;
   scale = 1;
-  constructor(public dtype: Dtype, public width: number, public level: number) {
+  constructor(
+    public dtype: Dtype,
+    public width: number,
+    public level: number,
+  ) {
     const w = Math.max(width, 1e-6);
     this.lo = level - w / 2;
     this.scale = 255 / w;
