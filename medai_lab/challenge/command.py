@@ -1,4 +1,5 @@
-"""``medai-lab challenge create|submit|evaluate|leaderboard|status``: parsing and output only."""
+"""``medai-lab challenge create|submit|evaluate|dry-run|leaderboard|status|kube``: parsing and
+output only."""
 
 from __future__ import annotations
 
@@ -25,8 +26,12 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=_create)
 
     p = cmds.add_parser("submit", help="check, store and queue a submission")
-    p.add_argument("dir", help="challenge folder")
-    p.add_argument("path", help="model.ts/.onnx (with its .json), a package folder or predictions")
+    p.add_argument("dir", help="challenge folder (with --hub: the submission)")
+    p.add_argument(
+        "path", nargs="?", help="model.ts/.onnx (with its .json), a package folder or predictions"
+    )
+    p.add_argument("--hub", metavar="URL", help="submit through the hub's challenge service")
+    p.add_argument("--token", help="with --hub: a JupyterHub token ($JUPYTERHUB_API_TOKEN)")
     p.add_argument("--team", help="team name (default: $JUPYTERHUB_USER)")
     p.add_argument("--phase", help="phase name (default: the first phase)")
     p.add_argument("--format", choices=["torchscript", "onnx", "python", "predictions"])
@@ -69,12 +74,18 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=_leaderboard)
 
     p = cmds.add_parser("status", help="the queue, or one submission's result")
-    p.add_argument("dir", help="challenge folder")
+    p.add_argument("dir", nargs="?", help="challenge folder (not with --hub)")
+    p.add_argument("--hub", metavar="URL", help="your team's submissions, from the hub's service")
+    p.add_argument("--token", help="with --hub: a JupyterHub token ($JUPYTERHUB_API_TOKEN)")
     p.add_argument("--team", help="only this team (default for --id: $JUPYTERHUB_USER)")
     p.add_argument("--id", type=int, help="one submission: scores (and cases, if visible)")
     p.add_argument("--instructor", action="store_true", help="with --id: everything, any team")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_status)
+
+    from medai_lab.challenge.kube.command import add_parser as add_kube_parser
+
+    add_kube_parser(cmds)
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -105,6 +116,21 @@ def _create(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace) -> int:
     from medai_lab.challenge.api import Challenge
 
+    if args.hub:
+        if args.path is not None or args.team:
+            raise ChallengeError(
+                "with --hub give only the submission (your hub user is the team): "
+                "medai-lab challenge submit --hub URL PATH"
+            )
+        from medai_lab.challenge.service.client import submit_line
+
+        print(submit_line(args.hub, args.dir, token=args.token, phase=args.phase, fmt=args.format))
+        return 0
+    if args.path is None:
+        raise ChallengeError(
+            "give the challenge folder and the submission (medai-lab challenge submit DIR PATH), "
+            "or --hub URL PATH"
+        )
     ch = Challenge.open(args.dir)
     row = ch.submit(args.path, team=args.team, phase=args.phase, fmt=args.format)
     queued = sum(1 for r in ch.submissions() if r["status"] == "queued")
@@ -189,6 +215,13 @@ def _leaderboard(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from medai_lab.challenge.api import Challenge
 
+    if args.hub:
+        from medai_lab.challenge.service.client import status_lines
+
+        print("\n".join(status_lines(args.hub, token=args.token)))
+        return 0
+    if args.dir is None:
+        raise ChallengeError("give the challenge folder, or --hub URL")
     ch = Challenge.open(args.dir)
     if args.id is not None:
         res = ch.result(args.id, team=None if args.instructor else (args.team or ""))

@@ -25,7 +25,8 @@ import pytest
 import requests
 
 from medai_lab.challenge import Challenge
-from medai_lab.challenge.service.client import Client, ServiceError, status_lines, submit_line
+from medai_lab.challenge.service.client import Client, ServiceError, status_lines
+from medai_lab.cli import main
 from medai_lab.datasets import write_phantom_dataset
 from medai_lab.hub.config import server_cmd
 from medai_lab.hub.preflight import account_problems, hub_needs
@@ -99,7 +100,7 @@ def predictions(labels: Path, out: Path, *, empty: bool) -> Path:
 
 
 def test_two_users_submit_through_the_hub_service(
-    make_hub, second_account, reachable_base, challenge, tmp_path, monkeypatch
+    make_hub, second_account, reachable_base, challenge, tmp_path, monkeypatch, capsys
 ):
     ch, root = challenge, challenge.root
     data = reachable_base / "hub"
@@ -165,7 +166,10 @@ def test_two_users_submit_through_the_hub_service(
         zeros = predictions(labels, tmp_path / "zeros", empty=True)
         with monkeypatch.context() as env:  # as in a terminal of bob's server
             env.setenv("JUPYTERHUB_API_TOKEN", tokens["bob"])
-            said = submit_line(hub.url, zeros, phase="validation")
+            capsys.readouterr()
+            args = ["challenge", "submit", "--hub", hub.url, str(zeros), "--phase", "validation"]
+            assert main(args) == 0  # `medai-lab challenge submit --hub` in bob's terminal
+            said = capsys.readouterr().out.strip()
         assert said.startswith("submission ") and "team bob" in said and said.endswith("queued")
         (theirs,) = bob.status()
         assert theirs["team"] == "bob" and theirs["id"] != mine["id"]
