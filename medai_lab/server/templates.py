@@ -26,23 +26,25 @@ def all_templates() -> list[dict[str, str]]:
     """One card per task of the catalogue (``<task>.ipynb``), then :data:`OTHER_TEMPLATES`.
 
     Read on each call, so a task added with ``$MEDAI_TASKS_DIR`` gets its card (``available``
-    once its notebook is installed).
+    once its notebook is installed). A task file's optional ``launcher`` block gives the card's
+    ``order`` and ``description``; without one the text comes from its labels and modality.
     """
-    cards = []
+    ranked = []
     for name in catalogue.names():
         info = catalogue.get(name)
-        labels = " and ".join(n.replace("_", " ") for _, n in info.labels)
-        cards.append(
-            {
-                "id": name,
-                "title": f"{name.replace('_', ' ').capitalize()} segmentation",
-                "icon": name,
-                "notebook": f"{name}.ipynb",
-                "description": f"{labels.capitalize()} on {info.modality}: data, viewer, "
-                "training, evaluation, MLflow",
-            }
-        )
-    return [*cards, *OTHER_TEMPLATES]
+        card = catalogue.load_yaml(info.path).get("launcher") or {}
+        labels = " and ".join(n.replace("_", " ") for _, n in info.labels).capitalize()
+        default = f"{labels} on {info.modality}: data, viewer, training, evaluation, MLflow"
+        entry = {
+            "id": name,
+            "title": f"{name.replace('_', ' ').capitalize()} segmentation",
+            "icon": name,
+            "notebook": f"{name}.ipynb",
+            "description": str(card.get("description") or default),
+        }
+        order = card.get("order")
+        ranked.append((order if isinstance(order, int | float) else float("inf"), name, entry))
+    return [entry for *_, entry in sorted(ranked, key=lambda r: (r[0], r[1]))] + OTHER_TEMPLATES
 
 
 def __getattr__(name: str) -> Any:

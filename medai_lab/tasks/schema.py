@@ -56,6 +56,7 @@ class TaskConfig(View):
     foreground_threshold: float | None = None
     keep_largest: tuple[int, ...] = ()
     phantom: dict[str, Any] | None = None
+    launcher: dict[str, Any] | None = None  # the launcher card (read by medai_lab.server)
 
 
 @dataclass(frozen=True, eq=False)

@@ -161,7 +161,7 @@ def _task(r: _Reader) -> TaskConfig:
     )
     if mode == "ct_window" and (intensity.a_min is None or intensity.a_max is None):
         raise ConfigError(f"{ir.prefix}a_min and a_max are needed for a ct_window")
-    phantom = r.get("phantom", None)
+    phantom, launcher = r.get("phantom", None), r.get("launcher", None)
     return TaskConfig(
         name=r.text("name"),
         modality=r.text("modality"),
@@ -174,6 +174,7 @@ def _task(r: _Reader) -> TaskConfig:
         foreground_threshold=r.opt_real("foreground_threshold"),
         keep_largest=r.numbers("keep_largest", int, default=[]) or (),
         phantom=dict(phantom) if isinstance(phantom, Mapping) else None,
+        launcher=dict(launcher) if isinstance(launcher, Mapping) else None,
     )
 
 
