@@ -60,15 +60,17 @@ PASSWORD = "bench-" + secrets.token_hex(8)
 class BenchHub:
     """A hub for the benchmark (stopped with everything it started)."""
 
-    def __init__(self, data: Path, light: bool) -> None:
+    def __init__(self, data: Path, light: bool, gpus: str = "0,1,2,3", **settings: object) -> None:
         self.token = secrets.token_hex(24)
+        self.tokens: dict[str, str] = {}  # each user's token from login_to_usable
         env = {"JUPYTER_NO_CONFIG": "1"} if light else {}
-        inventory = [d.to_dict() for d in parse_inventory("0,1,2,3")]
-        self.settings = HubSettings(
+        inventory = [d.to_dict() for d in parse_inventory(gpus)]
+        fields: dict[str, object] = dict(
             data_dir=str(data), port=free_port(), admins=["admin"], open_signup=True,
-            allow_root=os.geteuid() == 0, gpus="0,1,2,3", inventory=inventory,
+            allow_root=os.geteuid() == 0, gpus=gpus, inventory=inventory,
             server_env=env, mlflow=False, cull_timeout=0, log_level="WARN",
-        ).resolve_ports()  # fmt: skip
+        )  # fmt: skip
+        self.settings = HubSettings(**{**fields, **settings}).resolve_ports()  # type: ignore[arg-type]
         config = write_config(self.settings)
         with config.open("a") as fh:
             fh.write(
@@ -118,7 +120,7 @@ class BenchHub:
         assert r.status_code == 302, r.status_code
         hdr = {"X-XSRFToken": web.cookies.get("_xsrf") or xsrf}
         r = web.post(f"{self.url}/hub/api/users/{name}/tokens", json={}, headers=hdr, timeout=60)
-        token = r.json()["token"]
+        token = self.tokens[name] = r.json()["token"]
         auth = {"Authorization": f"token {token}"}
         r = requests.post(f"{self.url}/hub/api/users/{name}/server", headers=auth, timeout=60)
         assert r.status_code in (201, 202), r.text
