@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from medai_lab.tasks.schema import TrainConfig
@@ -117,12 +118,17 @@ def windows_per_volume(cfg: TrainConfig) -> int:
     return total
 
 
-def estimate(cfg: TrainConfig, times: StepTimes, write_phantoms: bool = True) -> Estimate:
+def estimate(
+    cfg: TrainConfig | Mapping[str, Any], times: StepTimes, write_phantoms: bool = True
+) -> Estimate:
     """Seconds ``train_and_evaluate`` needs for ``cfg`` at the measured speed.
 
     Training steps, validation rounds (sliding windows over every validation case), the final
     prediction of the validation cases from the export, and writing the phantoms.
     """
+    from medai_lab.tasks.schema import TrainConfig
+
+    cfg = TrainConfig.from_dict(cfg)  # a plain dict of the same shape is checked here
     d, t = cfg.data, cfg.trainer
     cases = d.phantom.cases
     n_val = min(max(1, round(cases * d.val_fraction)), max(1, cases - 1))
