@@ -72,9 +72,7 @@ export class Annotator {
     if (!TOOLS.includes(t)) return;
     this.tool = t;
     if (t !== "navigate" && (this.v.overlayMode === "none" || this.v.overlayMode === "prediction")) {
-      this.v.overlayMode = "labels";
-      this.v.sync.commit("overlay_mode", "labels", true);
-      this.v.render.markSlices();
+      this.v.view.set({ overlayMode: "labels" }, "user");
     }
     if (save) this.v.sync.commit("tool", t, true);
     this.v.layoutUi.syncControls();

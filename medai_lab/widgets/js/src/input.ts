@@ -53,10 +53,7 @@ export class InputHandler {
   }
 
   private setActive(p: PlaneName): void {
-    const v = this.v;
-    if (v.active === p) return;
-    v.active = p;
-    for (const q of PLANES) v.panes[q].root.classList.toggle("mv-active", q === p);
+    this.v.view.set({ active: p }, "local");
   }
 
   private bindPane(p: PlaneName): void {

@@ -2,6 +2,7 @@
 import type { Tool } from "./annotate";
 import { clamp, sliceAxis, voxelToWorld } from "./geometry";
 import { labelStats } from "./measure";
+import type { ViewFields, ViewState } from "./state";
 import { fillHoles, interpolate } from "./smart";
 import { COMPARE_COLORS, labelColor, labelName } from "./overlay";
 import { PLANES, type Convention, type Layout, type OverlayMode, type Vec3 } from "./types";
@@ -16,6 +17,18 @@ export class ViewerLayout {
   constructor(private v: Viewer) {}
 
   /** Reflect the viewer state in the toolbar, panes (visibility, letters, sliders) and legend. */
+  /** Keep the toolbar, legend and active pane in step with the view state (state.ts). */
+  watch(view: ViewState): void {
+    const v = this.v;
+    view.on(["layout", "convention", "overlayMode", "opacity", "outline", "show3d", "win", "preset", "frame"], () =>
+      this.syncControls(),
+    );
+    view.on(["overlayMode", "hidden"], () => this.syncLegend());
+    view.on(["active"], () => {
+      for (const q of PLANES) v.panes[q].root.classList.toggle("mv-active", q === v.active);
+    });
+  }
+
   syncControls(): void {
     const v = this.v,
       u = v.ui;
@@ -129,43 +142,18 @@ export class ViewerLayout {
   bindControls(): void {
     const v = this.v,
       u = v.ui,
-      r = v.render,
       sync = v.sync;
     for (const [name, b] of Object.entries(u.presets)) b.addEventListener("click", () => v.applyPreset(name, true));
+    const set = (patch: Partial<ViewFields>) => v.view.set(patch, "user");
     u.layout.addEventListener("change", () => {
-      v.layout = u.layout.value as Layout;
-      if (v.layout !== "three") v.active = v.layout;
-      sync.commit("pane_layout", v.layout, true);
-      this.syncControls();
-      r.markAll();
+      const layout = u.layout.value as Layout;
+      set({ layout, active: layout !== "three" ? layout : undefined });
     });
-    u.convention.addEventListener("change", () => {
-      v.convention = u.convention.value as Convention;
-      sync.commit("convention", v.convention, true);
-      this.syncControls();
-      r.markAll();
-    });
-    u.overlay.addEventListener("change", () => {
-      v.overlayMode = u.overlay.value as OverlayMode;
-      sync.commit("overlay_mode", v.overlayMode, true);
-      this.syncLegend();
-      r.markSlices();
-    });
-    u.opacity.addEventListener("input", () => {
-      v.opacity = Number(u.opacity.value);
-      sync.commit("opacity", v.opacity);
-      r.markSlices();
-    });
-    u.outline.addEventListener("change", () => {
-      v.outline = u.outline.checked;
-      sync.commit("outline", v.outline, true);
-      r.markSlices();
-    });
-    u.show3d.addEventListener("change", () => {
-      v.show3d = u.show3d.checked;
-      sync.commit("show_3d", v.show3d, true);
-      r.mark3d();
-    });
+    u.convention.addEventListener("change", () => set({ convention: u.convention.value as Convention }));
+    u.overlay.addEventListener("change", () => set({ overlayMode: u.overlay.value as OverlayMode }));
+    u.opacity.addEventListener("input", () => set({ opacity: Number(u.opacity.value) }));
+    u.outline.addEventListener("change", () => set({ outline: u.outline.checked }));
+    u.show3d.addEventListener("change", () => set({ show3d: u.show3d.checked }));
     u.measure.addEventListener("click", () => this.showStats());
     u.frame.addEventListener("input", () => v.setFrame(Number(u.frame.value), true));
     const e = u.edit,

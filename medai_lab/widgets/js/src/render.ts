@@ -4,6 +4,7 @@ import { clamp, planeDef, planeSize, sliceAxis, voxelToPlane, type Fit } from ".
 import { blend, classify, COMPARE_COLORS, pack } from "./overlay";
 import { PLANE_COLORS } from "./pane";
 import { blendCompareFilled, blendLabelsFilled, extractValues, renderGrey, sliceMaps, type Rect } from "./slice";
+import type { ViewState } from "./state";
 import { PLANES, type PlaneName, type Vec3 } from "./types";
 import type { Viewer } from "./viewer";
 
@@ -37,6 +38,13 @@ export class Renderer {
   paints = 0;
 
   constructor(private v: Viewer) {}
+
+  /** Repaint what a view-state change affects (state.ts). */
+  watch(view: ViewState): void {
+    view.on(["layout", "convention", "hidden"], () => this.markAll());
+    view.on(["overlayMode", "opacity", "outline", "win"], () => this.markSlices());
+    view.on(["show3d"], () => this.mark3d());
+  }
 
   visible(p: PlaneName): boolean {
     return this.v.layout === "three" || this.v.layout === p;

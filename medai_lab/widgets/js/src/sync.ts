@@ -3,6 +3,7 @@
 import type { Tool } from "./annotate";
 import { clamp } from "./geometry";
 import { colorTable } from "./overlay";
+import type { ViewFields, ViewKey, ViewState } from "./state";
 import type { AnyModel, Convention, Vec3 } from "./types";
 import type { Viewer } from "./viewer";
 import { presetWindow } from "./windowing";
@@ -13,6 +14,21 @@ const STATUS_INTERVAL_MS = 100;
 export function isVec3(v: unknown): v is Vec3 {
   return Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === "number" && isFinite(x));
 }
+
+/** View-state key -> [model trait, save at once (else coalesced)]; "active" stays local. */
+const TRAITS: Partial<Record<ViewKey, [string, boolean]>> = {
+  cursor: ["cursor", false],
+  win: ["window", false],
+  preset: ["preset", true],
+  layout: ["pane_layout", true],
+  convention: ["convention", true],
+  overlayMode: ["overlay_mode", true],
+  opacity: ["opacity", false],
+  outline: ["outline", true],
+  hidden: ["hidden_labels", true],
+  show3d: ["show_3d", true],
+  frame: ["frame", false],
+};
 
 export class ModelSync {
   private saveTimer = 0;
@@ -30,32 +46,31 @@ export class ModelSync {
     const v = this.v,
       m = this.model;
     this.applyMeta(m.get("meta"));
+    const init: Partial<ViewFields> = {};
     const layout = m.get("pane_layout");
-    if (["three", "axial", "coronal", "sagittal"].includes(layout)) v.layout = layout;
-    if (m.get("convention") === "neurological") v.convention = "neurological";
+    if (["three", "axial", "coronal", "sagittal"].includes(layout)) init.layout = layout;
+    if (m.get("convention") === "neurological") init.convention = "neurological";
     const om = m.get("overlay_mode");
-    if (["labels", "prediction", "compare", "none"].includes(om)) v.overlayMode = om;
+    if (["labels", "prediction", "compare", "none"].includes(om)) init.overlayMode = om;
     const op = Number(m.get("opacity"));
-    if (isFinite(op)) v.opacity = clamp(op, 0, 1);
-    v.outline = !!m.get("outline");
-    v.hidden = new Set((m.get("hidden_labels") ?? []).map(Number));
+    if (isFinite(op)) init.opacity = clamp(op, 0, 1);
+    init.outline = !!m.get("outline");
+    init.hidden = new Set((m.get("hidden_labels") ?? []).map(Number));
     const s3 = m.get("show_3d");
-    v.show3d = s3 === undefined || s3 === null ? true : !!s3;
-    v.ctable = colorTable(v.meta?.labels, v.hidden);
-    v.preset = String(m.get("preset") || "auto");
+    init.show3d = s3 === undefined || s3 === null ? true : !!s3;
+    init.preset = String(m.get("preset") || "auto");
+    init.frame = Number(m.get("frame")) || 0;
     const w = m.get("window");
-    if (Array.isArray(w) && w.length === 2 && Number(w[0]) > 0) v.win = [Number(w[0]), Number(w[1])];
-    else {
-      const pw = presetWindow(v.preset, v.meta);
-      if (pw) v.win = pw;
-      this.commit("window", [...v.win], true);
-    }
+    if (Array.isArray(w) && w.length === 2 && Number(w[0]) > 0) init.win = [Number(w[0]), Number(w[1])];
+    else init.win = presetWindow(init.preset, v.meta) ?? undefined;
+    v.view.set(init, "local");
+    v.ctable = colorTable(v.meta?.labels, v.hidden);
+    if (!(Array.isArray(w) && w.length === 2 && Number(w[0]) > 0)) this.commit("window", [...v.win], true);
     const c = m.get("cursor");
-    if (isVec3(c)) v.cursor = v.clampCursor(c);
+    if (isVec3(c)) v.view.set({ cursor: v.clampCursor(c) }, "local");
     else if (v.meta) this.commit("cursor", [...v.cursor], true);
     v.rebuildLut();
     this.readEditTraits();
-    v.frame = Number(m.get("frame")) || 0;
   }
 
   /** Editing traits (absent in hosts without them, e.g. the Lab document: defaults stay). */
@@ -73,6 +88,20 @@ export class ModelSync {
     const tol = Number(m.get("grow_tolerance"));
     if (isFinite(tol) && tol >= 0) a.growTolerance = tol;
     a.acked = Number(m.get("edit_seq")) || 0;
+  }
+
+  /** Write what the user changed to the model (state.ts "user" changes; "model" ones came from
+   * it). A preset change saves its window at once, like the preset. */
+  watch(view: ViewState): void {
+    view.on(null, (c) => {
+      if (c.from !== "user") return;
+      for (const k of c.keys) {
+        const t = TRAITS[k];
+        if (!t) continue;
+        const value = k === "hidden" ? [...this.v.hidden].sort((a, b) => a - b) : view.f[k];
+        this.commit(t[0], Array.isArray(value) ? [...value] : value, t[1] || c.keys.has("preset"));
+      }
+    });
   }
 
   /** Subscribe to custom messages and trait changes; unsubscribed through the viewer's disposers. */
@@ -102,11 +131,7 @@ export class ModelSync {
     on("change:window", () => {
       const w = model.get("window");
       if (!Array.isArray(w) || w.length !== 2 || !(Number(w[0]) > 0)) return;
-      if (w[0] === v.win[0] && w[1] === v.win[1]) return;
-      v.win = [Number(w[0]), Number(w[1])];
-      v.rebuildLut();
-      v.layoutUi.syncControls();
-      r.markSlices();
+      v.view.set({ win: [Number(w[0]), Number(w[1])] }, "model");
     });
     on("change:preset", () => {
       const p = String(model.get("preset") || "auto");
@@ -120,48 +145,25 @@ export class ModelSync {
     });
     on("change:pane_layout", () => {
       const l = model.get("pane_layout");
-      if (["three", "axial", "coronal", "sagittal"].includes(l) && l !== v.layout) {
-        v.layout = l;
-        v.layoutUi.syncControls();
-        r.markAll();
-      }
+      if (["three", "axial", "coronal", "sagittal"].includes(l)) v.view.set({ layout: l }, "model");
     });
     on("change:convention", () => {
       const c: Convention = model.get("convention") === "neurological" ? "neurological" : "radiological";
-      if (c !== v.convention) {
-        v.convention = c;
-        v.layoutUi.syncControls();
-        r.markAll();
-      }
+      v.view.set({ convention: c }, "model");
     });
     on("change:overlay_mode", () => {
       const om = model.get("overlay_mode");
-      if (["labels", "prediction", "compare", "none"].includes(om) && om !== v.overlayMode) {
-        v.overlayMode = om;
-        v.layoutUi.syncControls();
-        r.markSlices();
-      }
+      if (["labels", "prediction", "compare", "none"].includes(om)) v.view.set({ overlayMode: om }, "model");
     });
     on("change:opacity", () => {
       const op = Number(model.get("opacity"));
-      if (isFinite(op) && op !== v.opacity) {
-        v.opacity = clamp(op, 0, 1);
-        v.layoutUi.syncControls();
-        r.markSlices();
-      }
+      if (isFinite(op)) v.view.set({ opacity: clamp(op, 0, 1) }, "model");
     });
     on("change:outline", () => {
-      const o = !!model.get("outline");
-      if (o !== v.outline) {
-        v.outline = o;
-        v.layoutUi.syncControls();
-        r.markSlices();
-      }
+      v.view.set({ outline: !!model.get("outline") }, "model");
     });
     on("change:hidden_labels", () => {
-      const h = new Set<number>((model.get("hidden_labels") ?? []).map(Number));
-      if (h.size === v.hidden.size && [...h].every((x) => v.hidden.has(x))) return;
-      v.setHidden(h, false);
+      v.setHidden(new Set<number>((model.get("hidden_labels") ?? []).map(Number)), false);
     });
     on("change:tool", () => {
       const t = model.get("tool");
@@ -195,12 +197,7 @@ export class ModelSync {
     });
     on("change:frame", () => v.setFrame(Number(model.get("frame")) || 0, false));
     on("change:show_3d", () => {
-      const s = !!model.get("show_3d");
-      if (s !== v.show3d) {
-        v.show3d = s;
-        v.layoutUi.syncControls();
-        r.mark3d();
-      }
+      v.view.set({ show3d: !!model.get("show_3d") }, "model");
     });
   }
 
@@ -257,8 +254,8 @@ export class ModelSync {
     v.meta = { ...meta, labels, shape, spacing, dtype: meta.dtype || "int16", range: meta.range || [0, 1] };
     v.store.prune(meta.volumes, shape);
     const fresh = !prevShape || prevShape.some((s, a) => s !== shape[a]);
-    if (fresh && !isVec3(this.model.get("cursor"))) v.cursor = [shape[0] >> 1, shape[1] >> 1, shape[2] >> 1];
-    v.cursor = v.clampCursor(v.cursor);
+    const centre: Vec3 = [shape[0] >> 1, shape[1] >> 1, shape[2] >> 1];
+    v.view.set({ cursor: v.clampCursor(fresh && !isVec3(this.model.get("cursor")) ? centre : v.cursor) }, "local");
     v.ui.title.textContent = meta.title || "";
     v.ui.title.title = meta.title || "";
     const h = Number(meta.height);

@@ -11,6 +11,7 @@ import { PlanePane } from "./pane";
 import { cameraBasis } from "./raycast";
 import { Renderer } from "./render";
 import { Ruler } from "./ruler";
+import { ViewState } from "./state";
 import { CSS } from "./style";
 import { ModelSync } from "./sync";
 import { VolumeStore } from "./transport";
@@ -43,22 +44,11 @@ export class Viewer {
   readonly ruler: Ruler;
   private input: InputHandler;
 
-  // View state.
+  // View state (state.ts): read here, changed through view.set(); modules subscribe to it.
+  readonly view = new ViewState();
   meta: Meta | undefined;
-  win: [number, number] = [400, 40];
-  preset = "auto";
-  cursor: Vec3 = [0, 0, 0];
-  layout: Layout = "three";
-  convention: Convention = "radiological";
-  overlayMode: OverlayMode = "labels";
-  opacity = 0.5;
-  outline = false;
-  hidden = new Set<number>();
-  show3d = true;
   lut: Lut | null = null;
   ctable: Uint32Array = colorTable(undefined, new Set());
-  active: PlaneName = "axial";
-  frame = 0; // volume of a 4-D series (the kernel streams it as "image")
 
   readonly t0 = performance.now();
   error = "";
@@ -96,6 +86,15 @@ export class Viewer {
     this.input = new InputHandler(this);
 
     this.sync.readTraits();
+    // Derived state first (LUT, colour table), then whoever shows or saves the state.
+    this.view.on(["win"], () => this.rebuildLut());
+    this.view.on(["hidden"], () => {
+      this.ctable = colorTable(this.meta?.labels, this.hidden);
+      this.pane3d.caster.setTable(this.ctable);
+    });
+    this.render.watch(this.view);
+    this.layoutUi.watch(this.view);
+    this.sync.watch(this.view);
     this.sync.bind();
     this.layoutUi.bindControls();
     this.input.bind();
@@ -104,6 +103,44 @@ export class Viewer {
     this.layoutUi.syncControls();
     this.render.requestRender();
     model.send({ type: "ready" });
+  }
+
+  get cursor(): Vec3 {
+    return this.view.f.cursor;
+  }
+  get win(): [number, number] {
+    return this.view.f.win;
+  }
+  get preset(): string {
+    return this.view.f.preset;
+  }
+  get layout(): Layout {
+    return this.view.f.layout;
+  }
+  get convention(): Convention {
+    return this.view.f.convention;
+  }
+  get overlayMode(): OverlayMode {
+    return this.view.f.overlayMode;
+  }
+  get opacity(): number {
+    return this.view.f.opacity;
+  }
+  get outline(): boolean {
+    return this.view.f.outline;
+  }
+  get hidden(): Set<number> {
+    return this.view.f.hidden;
+  }
+  get show3d(): boolean {
+    return this.view.f.show3d;
+  }
+  get active(): PlaneName {
+    return this.view.f.active;
+  }
+  /** Volume of a 4-D series shown (the kernel streams it as "image"). */
+  get frame(): number {
+    return this.view.f.frame;
   }
 
   clampCursor(c: Vec3): Vec3 {
@@ -165,11 +202,10 @@ export class Viewer {
   /** Move the cursor; repaint planes whose slice changed. `eventTime` marks a user slice change. */
   setCursor(c: Vec3, eventTime: number | null, save: boolean): void {
     const old = this.cursor;
-    if (c[0] === old[0] && c[1] === old[1] && c[2] === old[2]) return;
-    this.cursor = c;
+    if (!this.view.set({ cursor: c }, save ? "user" : "model")) return;
     const changed = PLANES.filter((p) => c[sliceAxis(p)] !== old[sliceAxis(p)]);
-    if (save) this.sync.commit("cursor", [...c]);
     for (const p of changed) this.panes[p].slider.value = String(c[sliceAxis(p)]);
+    // Painted here, inside the input handler (latency), not from a change event.
     if (this.store.best("image") && this.meta) this.render.paintNow(changed, changed.length ? eventTime : null);
     else this.render.requestRender();
     this.layoutUi.updateInfo();
@@ -184,52 +220,26 @@ export class Viewer {
   }
 
   applyPreset(name: string, save: boolean): void {
-    this.preset = name;
-    const w = presetWindow(name, this.meta);
-    if (w && (w[0] !== this.win[0] || w[1] !== this.win[1])) {
-      this.win = w;
-      this.rebuildLut();
-      this.render.markSlices();
-      this.sync.commit("window", [...w], save);
-    }
-    if (save) this.sync.commit("preset", name, true);
+    const w = presetWindow(name, this.meta) ?? undefined;
+    const moved = !!w && (w[0] !== this.win[0] || w[1] !== this.win[1]);
+    this.view.set({ preset: name, win: w }, save ? "user" : "model");
+    // The host's model learns the window a preset from it implies (as the kernel does itself).
+    if (!save && moved) this.sync.commit("window", [...this.win], false);
     this.layoutUi.syncControls();
   }
 
   setWindow(w: [number, number]): void {
-    this.win = [Math.max(1e-3, w[0]), w[1]];
-    this.rebuildLut();
-    this.render.markSlices();
-    if (this.preset !== "custom") {
-      this.preset = "custom";
-      this.sync.commit("preset", "custom");
-    }
-    this.sync.commit("window", [...this.win]);
-    this.layoutUi.syncControls();
+    this.view.set({ win: [Math.max(1e-3, w[0]), w[1]], preset: "custom" }, "user");
   }
 
   /** Show volume `t` of a 4-D series: the kernel streams it; the view swaps it in when complete. */
   setFrame(t: number, save: boolean): void {
     const n = this.meta?.frames ?? 1;
-    t = clamp(Math.round(t), 0, n - 1);
-    if (t === this.frame) return;
-    this.frame = t;
-    if (save) this.sync.commit("frame", t);
-    this.layoutUi.syncControls();
+    this.view.set({ frame: clamp(Math.round(t), 0, n - 1) }, save ? "user" : "model");
   }
 
   setHidden(h: Set<number>, save: boolean): void {
-    this.hidden = h;
-    this.ctable = colorTable(this.meta?.labels, h);
-    this.pane3d.caster.setTable(this.ctable);
-    if (save)
-      this.sync.commit(
-        "hidden_labels",
-        [...h].sort((a, b) => a - b),
-        true,
-      );
-    this.layoutUi.syncLegend();
-    this.render.markAll();
+    this.view.set({ hidden: h }, save ? "user" : "model");
   }
 
   /** Labels one can paint, in picker order. */
