@@ -133,6 +133,19 @@ def _loopback(url: str) -> bool:
     )
 
 
+def guard_for(offsite: list[str]) -> Any:
+    """A Playwright route handler: loopback requests pass, others are aborted and recorded."""
+
+    def guard(route: Any) -> None:
+        if _loopback(route.request.url):
+            route.continue_()
+        else:
+            offsite.append(route.request.url)
+            route.abort("blockedbyclient")
+
+    return guard
+
+
 class Lab:
     """``jupyter lab`` in a temporary folder; ``stop()`` shuts it and its kernels down."""
 
@@ -201,6 +214,12 @@ class Lab:
         self.api(
             "PUT", f"/api/contents/{name}", {"type": "notebook", "format": "json", "content": nb}
         )
+
+    def shutdown_kernels(self) -> None:
+        """Stop every kernel (between head-to-head contestants: memory back to the machine)."""
+        for k in self.api("GET", "/api/kernels") or []:
+            with contextlib.suppress(OSError, urllib.error.URLError):
+                self.api("DELETE", f"/api/kernels/{k['id']}")
 
     def stop(self) -> None:
         kernels = [
@@ -329,6 +348,11 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=100, help="viewer slice changes")
     ap.add_argument("--baseline-steps", type=int, default=30, help="ipywidgets slice changes")
     ap.add_argument("--strokes", type=int, default=200, help="brush strokes painted")
+    ap.add_argument("--h2h-steps", type=int, default=100, help="wheel ticks per widget (h2h)")
+    ap.add_argument("--h2h-big", type=int, default=1000, help="slices of the big case (0: skip)")
+    ap.add_argument("--h2h-timeout", type=float, default=300, help="load wait per widget, s")
+    ap.add_argument("--no-h2h", action="store_true", help="skip the ipyniivue head-to-head")
+    ap.add_argument("--only-h2h", action="store_true", help="only the ipyniivue head-to-head")
     ap.add_argument("--chromium", default=os.environ.get("MEDAI_CHROMIUM", "/usr/bin/chromium"))
     args = ap.parse_args()
 
@@ -338,11 +362,18 @@ def main() -> int:
         lab = Lab(Path(tmp))
         try:
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
-                try:
-                    return run(lab, browser, args)
-                finally:
-                    browser.close()
+                ratios: list[str] = []
+                if not args.only_h2h:
+                    browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+                    try:
+                        ratios.append(run(lab, browser, args))
+                    finally:
+                        browser.close()
+                if not args.no_h2h:
+                    ratios += head_to_head(lab, pw, args)
+                for line in ratios:  # RATIO lines last
+                    print(line)
+                return 0 if all(line.startswith("RATIO") for line in ratios) else 1
         finally:
             lab.stop()
 
@@ -376,19 +407,43 @@ def baseline(page: Any, quiet: Any, cell: int, steps: int) -> list[float]:
     return [b - a for a, b in zip(keys, loads, strict=False)]
 
 
-def run(lab: Lab, browser: Any, args: argparse.Namespace) -> int:
+def head_to_head(lab: Lab, pw: Any, args: argparse.Namespace) -> list[str]:
+    """ipyniivue against this viewer (benchmarks/_niivue.py); returns the RATIO lines."""
+    import _niivue
+
+    offsite: list[str] = []
+    guard = guard_for(offsite)
+
+    ready = (f"(nb) => {{ if (!window.jupyterapp) return false; const w = ({JS_PANEL})(nb);"
+             " return !!w && !!w.sessionContext.session && !!w.sessionContext.session.kernel"
+             " && w.sessionContext.session.kernel.status === 'idle'; }")  # fmt: skip
+    env = {
+        "lab": lab, "pw": pw, "chromium": args.chromium, "args": CHROMIUM_ARGS, "guard": guard,
+        "pid": os.getpid(), "quiet": Quiet(limit=0.15, budget_s=15),
+        "js": {"ready": ready, "run_cell": JS_RUN_CELL, "panel": JS_PANEL, "execute": JS_EXECUTE},
+    }  # fmt: skip
+    rows = []
+    cases = [tuple(args.shape)] + ([(*args.shape[:2], args.h2h_big)] if args.h2h_big else [])
+    for shape in cases:
+        t = time.perf_counter()
+        files = _niivue.write_case(lab.root, *shape)
+        print(f"h2h case {'x'.join(map(str, shape))} written in {time.perf_counter() - t:.0f} s")
+        steps = args.h2h_steps if shape == cases[0] else 0
+        for who in ("medai", "niivue"):
+            rows.append(_niivue.contest(env, who, files, shape, steps, args.h2h_timeout))
+            _niivue.describe(rows[-1], percentile)
+    lines = _niivue.report(rows, percentile)
+    print(f"h2h blocked off-host requests: {offsite}")
+    return lines + (["FAILED: off-host requests"] if offsite else [])
+
+
+def run(lab: Lab, browser: Any, args: argparse.Namespace) -> str:
     nx, ny, nz = args.shape
     cells = [MAKE_VOLUME.format(nx=nx, ny=ny, nz=nz), VIEW, BASELINE, BASELINE_MPL]
     lab.notebook("bench.ipynb", cells)
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     offsite: list[str] = []
-
-    def guard(route: Any) -> None:
-        if _loopback(route.request.url):
-            route.continue_()
-        else:
-            offsite.append(route.request.url)
-            route.abort("blockedbyclient")
+    guard = guard_for(offsite)
 
     context.route("**/*", guard)
     page = context.new_page()
@@ -507,8 +562,9 @@ def run(lab: Lab, browser: Any, args: argparse.Namespace) -> int:
     print(f"METRIC ipywidgets_p95_ms {percentile(base, 95):.1f}")
     print(f"METRIC ipywidgets_matplotlib_p50_ms {m50:.1f}")
     print(f"METRIC ratio_vs_ipywidgets_pil {b50 / p50:.1f}")
-    print(f"RATIO viewer_vs_ipywidgets {m50 / p50:.1f}")
-    return 0 if not offsite else 1
+    if offsite:
+        return "FAILED: off-host requests"
+    return f"RATIO viewer_vs_ipywidgets {m50 / p50:.1f}"
 
 
 if __name__ == "__main__":
