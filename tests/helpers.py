@@ -59,3 +59,37 @@ def part10_bytes(ds, syntax: str = "1.2.840.10008.1.2.1", **meta: str) -> bytes:
     buf = io.BytesIO()
     pydicom.dcmwrite(buf, ds, enforce_file_format=True, implicit_vr=syntax == "1.2.840.10008.1.2")
     return buf.getvalue()
+
+
+def trigger_axis(values: list[float]) -> dict:
+    """The ``axis4`` meta of a cardiac-phase series with these trigger times (ms)."""
+    return {"name": "phase", "attribute": "trigger_time", "unit": "ms", "size": len(values),
+            "values": values}  # fmt: skip
+
+
+def write_fourd_liver(root, times, shape, spacing):
+    """An MSD folder of 4-D liver phantoms, one case per entry of ``times`` (trigger times):
+    frame t brightens the liver by t HU. Returns ``root``."""
+    import json
+
+    from medai_lab.datasets import make_phantom
+    from medai_lab.io import save_nifti
+    from medai_lab.io.sidecar import write_companions
+
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    training = []
+    for i, case_times in enumerate(times):
+        image, label = make_phantom("liver", i, shape, spacing)
+        liver = label.array > 0  # the body outline (what cropping sees) is the same in every frame
+        frames = [np.where(liver, image.array + int(t), image.array) for t in case_times]
+        meta = {"axis4": trigger_axis(case_times)}
+        vol = Volume(np.stack(frames, axis=-1).astype(np.int16), image.affine, meta)
+        name = f"liver_{i:03d}.nii.gz"
+        save_nifti(vol, root / "imagesTr" / name)
+        write_companions(vol, root / "imagesTr" / name)
+        save_nifti(label, root / "labelsTr" / name)
+        training.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}"})
+    info = {"labels": {"0": "background", "1": "liver", "2": "tumour"}, "training": training}
+    (root / "dataset.json").write_text(json.dumps(info))
+    return root

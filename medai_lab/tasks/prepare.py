@@ -69,6 +69,19 @@ def adopt_dataset_labels(cfg: TrainConfig, data_dir: Path) -> TrainConfig:
     return cfg
 
 
+def adopt_dataset_channels(cfg: TrainConfig, data_dir: Path) -> TrainConfig:
+    """4-D images train with their chosen frames as channels: ``in_channels`` follows the data
+    (``data.frames``, else the choice recorded in dataset.json, else every frame)."""
+    from medai_lab.datasets.frames import dataset_channels
+
+    if not data_dir.is_dir():
+        return cfg
+    channels = dataset_channels(data_dir, cfg.data.frames)
+    if channels == cfg.task.in_channels:
+        return cfg
+    return dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, in_channels=channels))
+
+
 def user_cache() -> Path:
     """``$MEDAI_LAB_CACHE``, else ``$XDG_CACHE_HOME/medai-lab``, else ``~/.cache/medai-lab``."""
     if os.environ.get("MEDAI_LAB_CACHE"):

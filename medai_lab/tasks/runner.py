@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medai_lab.tasks.config import ConfigError, compose
-from medai_lab.tasks.prepare import adopt_dataset_labels, prepare_data
+from medai_lab.tasks.prepare import adopt_dataset_channels, adopt_dataset_labels, prepare_data
 from medai_lab.tasks.result import TrainResult
 from medai_lab.tasks.runtime import (
     TrainingError,
@@ -153,7 +153,7 @@ def _data_step(
     cfg = compose(task, preset, overrides)
     run_dir = Path(out_dir) / task
     data_dir = prepare_data(cfg, data, run_dir, progress)
-    cfg = adopt_dataset_labels(cfg, data_dir)
+    cfg = adopt_dataset_channels(adopt_dataset_labels(cfg, data_dir), data_dir)
 
     from medai_lab.datasets.msd import check_cases, find_cases
     from medai_lab.export import FORMATS

@@ -10,8 +10,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers import trigger_axis, write_fourd_liver
 
-from medai_lab.datasets import make_phantom
 from medai_lab.datasets.frames import (
     FrameChoiceError,
     case_frames,
@@ -21,9 +21,7 @@ from medai_lab.datasets.frames import (
     select_frames,
 )
 from medai_lab.datasets.msd import find_cases, preprocess_key
-from medai_lab.io import convert_dicom_to_nifti, save_nifti
-from medai_lab.io.sidecar import write_companions
-from medai_lab.io.volume import Volume
+from medai_lab.io import convert_dicom_to_nifti
 
 SHAPE, SPACING = (48, 48, 32), (3.0, 3.0, 5.0)  # the liver smoke grid: no resampling
 # Per case: the trigger times of its three frames (case 2 starts later, so 70 ms is frame 1).
@@ -31,32 +29,13 @@ TIMES = [[0.0, 35.0, 70.0], [0.0, 40.0, 70.0], [35.0, 70.0, 105.0]]
 
 
 def _axis(values: list[float]) -> dict:
-    return {"name": "phase", "attribute": "trigger_time", "unit": "ms", "size": len(values),
-            "values": values}  # fmt: skip
+    return trigger_axis(values)
 
 
 @pytest.fixture(scope="module")
 def fourd_msd(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three 4-D liver phantoms: frame t brightens the liver by its trigger time (HU)."""
-    root = tmp_path_factory.mktemp("fourd") / "msd"
-    (root / "imagesTr").mkdir(parents=True)
-    (root / "labelsTr").mkdir()
-    training = []
-    for i, times in enumerate(TIMES):
-        image, label = make_phantom("liver", i, SHAPE, SPACING)
-        liver = label.array > 0  # the body outline (what cropping sees) is the same in every frame
-        frames = [np.where(liver, image.array + int(t), image.array) for t in times]
-        vol = Volume(
-            np.stack(frames, axis=-1).astype(np.int16), image.affine, {"axis4": _axis(times)}
-        )
-        name = f"liver_{i:03d}.nii.gz"
-        save_nifti(vol, root / "imagesTr" / name)
-        write_companions(vol, root / "imagesTr" / name)
-        save_nifti(label, root / "labelsTr" / name)
-        training.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}"})
-    info = {"labels": {"0": "background", "1": "liver", "2": "tumour"}, "training": training}
-    (root / "dataset.json").write_text(json.dumps(info))
-    return root
+    return write_fourd_liver(tmp_path_factory.mktemp("fourd") / "msd", TIMES, SHAPE, SPACING)
 
 
 def _module(data: Path, frames: object = None):

@@ -231,3 +231,24 @@ def test_command_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("lung: mean Dice") and "best checkpoint" in out
     assert not math.isnan(float(out.split()[3]))
+
+
+def test_fourd_images_train_with_their_frames_as_channels(tmp_path):
+    from helpers import write_fourd_liver
+
+    from medai_lab.tasks.config import compose
+    from medai_lab.tasks.prepare import adopt_dataset_channels
+
+    times = [[0.0, 35.0, 70.0], [0.0, 40.0, 70.0], [35.0, 70.0, 105.0]]
+    data = write_fourd_liver(tmp_path / "msd", times, (48, 48, 32), (3.0, 3.0, 5.0))
+    result = train(
+        "liver", "smoke", data, ["trainer.max_epochs=1"], out_dir=tmp_path / "runs",
+        progress=False, export=(),
+    )  # fmt: skip
+    assert result.config.task.in_channels == 3
+    first = next(m for m in result.module.net.modules() if isinstance(m, torch.nn.Conv3d))
+    assert first.in_channels == 3
+    assert len(result.case_metrics) > 0
+    # one named frame per case: one channel
+    one = adopt_dataset_channels(compose("liver", "smoke", ["data.frames=trigger_time=70"]), data)
+    assert one.task.in_channels == 1
