@@ -46,7 +46,7 @@ const VOLUME_EXT = /\.(nii|nii\.gz|dcm)$/i;
 /** Launcher section "MedAI Lab" (template cards, MLflow) and the settings schema owner. */
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
-  description: 'MedAI Lab launcher section: Lung, Liver, Heart, PACS & de-identification, Hackathon, MLflow.',
+  description: 'MedAI Lab launcher section: a card per catalogue task, PACS & de-identification, Hackathon, MLflow.',
   autoStart: true,
   optional: [ILauncher, ISettingRegistry],
   activate: (app: JupyterFrontEnd, launcher: ILauncher | null, registry: ISettingRegistry | null) => {

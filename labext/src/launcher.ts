@@ -7,7 +7,7 @@ import { ILauncher } from '@jupyterlab/launcher';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { CATEGORY, describeError, requestJSON } from './api';
-import { hackathonIcon, heartIcon, liverIcon, lungIcon, mlflowIcon, pacsIcon } from './icons';
+import { hackathonIcon, heartIcon, liverIcon, lungIcon, mlflowIcon, pacsIcon, viewerIcon } from './icons';
 import { Settings } from './settings';
 
 export const CommandIDs = {
@@ -15,22 +15,29 @@ export const CommandIDs = {
   openMlflow: 'medai-lab:open-mlflow'
 };
 
+/** A template card as the server lists it (GET templates, lab-api.md): one per catalogue task
+ * (a task added as a YAML file gets its card), then the other notebooks. */
 interface ITemplate {
   id: string;
-  label: string;
-  icon: LabIcon;
+  title: string;
+  icon: string;
+  description?: string;
+  available?: boolean;
 }
 
-/** The cards, in launcher order. Ids are the server's template ids (lab-api.md). */
-export const TEMPLATES: ITemplate[] = [
-  { id: 'lung', label: 'Lung', icon: lungIcon },
-  { id: 'liver', label: 'Liver', icon: liverIcon },
-  { id: 'heart', label: 'Heart', icon: heartIcon },
-  { id: 'pacs_deid', label: 'PACS & de-identification', icon: pacsIcon },
-  { id: 'hackathon', label: 'Hackathon', icon: hackathonIcon }
-];
+const ICONS: Record<string, LabIcon> = {
+  lung: lungIcon,
+  liver: liverIcon,
+  heart: heartIcon,
+  pacs: pacsIcon,
+  trophy: hackathonIcon
+};
+
+/** The cards the server listed, in launcher order (filled at activation). */
+export const TEMPLATES: ITemplate[] = [];
 
 const byId = (id: unknown): ITemplate | undefined => TEMPLATES.find(t => t.id === id);
+const iconOf = (id: unknown): LabIcon => ICONS[byId(id)?.icon ?? ''] ?? viewerIcon;
 
 /**
  * The MLflow UI: `{base_url}mlflow/` (jupyter-server-proxy entry point `mlflow`, behind Jupyter's
@@ -44,22 +51,18 @@ export function mlflowUrl(trackingUri = ''): string {
   return URLExt.join(PageConfig.getBaseUrl(), 'mlflow/');
 }
 
-export function activateLauncher(
-  app: JupyterFrontEnd,
-  settings: Settings,
-  launcher: ILauncher | null
-): void {
+export function activateLauncher(app: JupyterFrontEnd, settings: Settings, launcher: ILauncher | null): void {
   const { commands } = app;
 
   commands.addCommand(CommandIDs.newFromTemplate, {
-    label: args => byId(args.id)?.label ?? 'MedAI Lab notebook',
+    label: args => byId(args.id)?.title ?? 'MedAI Lab notebook',
     // No caption: the launcher card's `title` is then its label ("Lung"), a stable test selector.
-    icon: args => byId(args.id)?.icon ?? lungIcon,
+    icon: args => iconOf(args.id),
     describedBy: {
       args: {
         type: 'object',
         properties: {
-          id: { type: 'string', enum: TEMPLATES.map(t => t.id) },
+          id: { type: 'string', description: 'A template id (GET templates)' },
           cwd: { type: 'string', description: 'Folder (relative to the server root)' }
         },
         required: ['id']
@@ -75,7 +78,7 @@ export function activateLauncher(
         });
         return await commands.execute('docmanager:open', { path: answer.path });
       } catch (err) {
-        const label = byId(id)?.label ?? id;
+        const label = byId(id)?.title ?? id;
         Notification.error(`MedAI Lab: could not create the ${label} notebook: ${describeError(err)}`, {
           autoClose: 8000
         });
@@ -100,9 +103,20 @@ export function activateLauncher(
   });
 
   if (launcher) {
-    TEMPLATES.forEach((t, rank) =>
-      launcher.add({ command: CommandIDs.newFromTemplate, args: { id: t.id }, category: CATEGORY, rank })
-    );
-    launcher.add({ command: CommandIDs.openMlflow, category: CATEGORY, rank: TEMPLATES.length });
+    void addTemplateCards(launcher);
   }
+}
+
+/** One card per template the server lists with its notebook installed, then MLflow. */
+async function addTemplateCards(launcher: ILauncher): Promise<void> {
+  try {
+    const listed = await requestJSON<ITemplate[]>('templates');
+    TEMPLATES.splice(0, TEMPLATES.length, ...listed.filter(t => t.available !== false));
+  } catch (err) {
+    console.warn(`MedAI Lab: no template cards: ${describeError(err)}`);
+  }
+  TEMPLATES.forEach((t, rank) =>
+    launcher.add({ command: CommandIDs.newFromTemplate, args: { id: t.id }, category: CATEGORY, rank })
+  );
+  launcher.add({ command: CommandIDs.openMlflow, category: CATEGORY, rank: TEMPLATES.length });
 }

@@ -126,7 +126,7 @@ class LabelsSaveHandler(_Base):
             raise web.HTTPError(422, str(exc).splitlines()[0]) from None
         except Exception as exc:  # loading/writing failures are the file's, said in one line
             line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise web.HTTPError(422, f"cannot save labels of {image.name}: {line}") from None
+            raise web.HTTPError(422, f"cannot save the labels: {line}") from None
         root = Path(self.root)
         self.reply({
             "nifti": paths.relative(nifti.resolve(), root),

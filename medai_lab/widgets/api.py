@@ -89,7 +89,9 @@ def view(
         "medai" (this viewer) or "itkwidgets".
     assist
         A model ``model(image_roi, clicks) -> mask`` for the "assist" tool
-        (:mod:`medai_lab.widgets.assist`); also settable later as ``viewer.assist``.
+        (:mod:`medai_lab.widgets.assist`), or a trained model: run folder, checkpoint, MLflow
+        run id or ``.ts``/``.onnx`` export (:mod:`medai_lab.widgets.assist_model`); also
+        settable later as ``viewer.assist``.
     """
     if backend == "itkwidgets":
         from medai_lab.widgets.itk_backend import view_itk

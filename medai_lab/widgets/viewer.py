@@ -150,7 +150,7 @@ class Viewer(anywidget.AnyWidget):
                 raise MedaiError("no model: set viewer.assist = model(image_roi, clicks) -> mask")
             image = self.scene.image.array
             origin, mask = propose(image, content.get("clicks") or [], self.assist,
-                                   self.assist_roi)  # fmt: skip
+                                   self.assist_roi, self.scene.image.spacing)  # fmt: skip
             runs = encode_runs(proposal_flat(origin, mask, image.shape[:3]), image.shape[:3], 0)
             reply.update(axis=0, runs=len(runs), origin=list(origin))
             buffers = [runs.astype("<u4").tobytes()]
