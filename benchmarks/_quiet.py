@@ -52,3 +52,17 @@ def median_time(fn: Callable[[], object], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def interleaved_medians(fns: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Median wall seconds of each of ``fns``, called in turn ``repeat`` times.
+
+    Taking turns spreads slow spells of a shared machine over every contender alike.
+    """
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, own in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            own.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]

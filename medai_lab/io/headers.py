@@ -217,7 +217,7 @@ def _from_fast(path: Path) -> ImageHeader | None:
     res = read_fast(path)
     if res is None:
         return None
-    f, syntax, offset, length = res
+    f, syntax, offset, length, file_size = res
     ipp, iop, ps = (
         f.get("ImagePositionPatient"),
         f.get("ImageOrientationPatient"),
@@ -276,6 +276,6 @@ def _from_fast(path: Path) -> ImageHeader | None:
         header.pixel_offset, header.pixel_length = offset, length
         if length < header.stored_bytes:
             raise NotAnImage("pixel data shorter than Rows x Columns x frames", corrupt=True)
-        if offset + header.stored_bytes > os.path.getsize(path):
+        if offset + header.stored_bytes > file_size:
             raise NotAnImage("truncated file: pixel data ends early", corrupt=True)
     return header

@@ -7,11 +7,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from medai_lab.cpushare import cpu_count
 from medai_lab.errors import DicomError, SeriesGeometryError
 from medai_lab.io.discovery import DiscoveryReport, SeriesInfo, discover_series
 from medai_lab.io.fourd import FourthAxis, group_volumes
 from medai_lab.io.geometry import StackGeometry, all_frames, slice_normal, stack_refs
-from medai_lab.io.pixels import apply_rescale, read_frames
+from medai_lab.io.rescale import read_values
 from medai_lab.io.vendor import acquisition_facts, add_vendor_dims, vendor_scaling
 from medai_lab.io.volume import Volume
 
@@ -57,6 +58,7 @@ def load_series(
         With one line saying what is wrong: no series, several series, damaged files,
         irregular geometry, duplicate slices, incomplete 4-D volumes, undecodable pixel data.
     """
+    workers = workers or min(4, cpu_count())
     info = (
         source
         if isinstance(source, SeriesInfo)
@@ -65,7 +67,6 @@ def load_series(
     axis, geoms = stack_volumes(info, allow_gaps=allow_gaps)
     first = info.headers[0]
     frames = [r for g in geoms for r in g.frames]
-    stored = read_frames(frames, first.rows, first.columns, workers=workers)
     slopes = np.array([r.geometry.slope if r.geometry else 1.0 for r in frames])
     inters = np.array([r.geometry.intercept if r.geometry else 0.0 for r in frames])
     nz = len(geoms[0].frames)
@@ -75,7 +76,7 @@ def load_series(
         inters[missing] = np.median(np.delete(inters, missing))
         slopes[missing] = 1.0
     scaling = vendor_scaling(info, frames, slopes, inters, philips=philips_scaling)
-    values = apply_rescale(stored, slopes, inters)
+    values = read_values(frames, first.rows, first.columns, slopes, inters, workers=workers)
     # (t, k, row, col) in memory is (i, j, k, t) = (col, row, slice, t) transposed: a view.
     if axis is None:
         array = values.transpose(2, 1, 0)

@@ -14,7 +14,7 @@ from testsupport import missing_component
 
 from medai_lab.io import codecs
 from medai_lab.io.headers import read_header
-from medai_lab.io.pixels import _mask_bits, stored_dtype
+from medai_lab.io.pixels import mask_bits, stored_dtype
 
 
 def _stored(path: Path) -> tuple[np.ndarray, bool]:
@@ -23,7 +23,7 @@ def _stored(path: Path) -> tuple[np.ndarray, bool]:
     direct = codecs._direct(header) is not None
     out = np.zeros((header.n_frames, header.rows, header.columns), stored_dtype([header]))
     out[:] = codecs.decode_frames(header)
-    _mask_bits(out, [header])
+    mask_bits(out, header.bits_stored)
     return out, direct
 
 
