@@ -78,6 +78,9 @@ class ModelContract:
     model: str | None = None
     modality: str | None = None
     inference: Inference = field(default_factory=Inference)
+    # 4-D inputs: which frames become the channels, as training chose them (``data.frames``):
+    # "all", frame indices, or "axis=value" (read from the image's sidecar for each image)
+    frames: str | tuple[int, ...] = "all"
 
     def label_map(self) -> dict[int, str]:
         """``{1: "liver", 2: "tumour"}``."""
@@ -99,6 +102,8 @@ class ModelContract:
         }
         if self.modality is not None:
             out["modality"] = self.modality
+        if self.frames != "all":  # 3-D models keep the sidecars they always had
+            out["frames"] = self.frames if isinstance(self.frames, str) else list(self.frames)
         return out
 
     def to_json(self) -> str:
@@ -145,7 +150,26 @@ class ModelContract:
                     _whole(v, "inference.keep_largest") for v in inf.get("keep_largest") or ()
                 ),
             ),
+            frames=frames_of(raw.get("frames")),
         )
+
+
+def frames_of(value: Any) -> str | tuple[int, ...]:
+    """A frame choice in its contract form: ``"all"``, a tuple of indices or ``"axis=value"``.
+
+    Only the form is checked here; :mod:`medai_lab.datasets.frames` applies it.
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "all")):
+        return "all"
+    if isinstance(value, str):
+        if "=" not in value:
+            raise _fail("frames", value)
+        return value.strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (_whole(value, "frames"),)
+    if isinstance(value, list | tuple) and value:
+        return tuple(_whole(v, "frames") for v in value)
+    raise _fail("frames", value)
 
 
 def _fail(what: str, value: Any) -> ContractError:

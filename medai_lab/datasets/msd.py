@@ -251,6 +251,7 @@ def _torch_classes() -> dict[str, type]:
     """Define the torch/Lightning classes (imports torch, MONAI and Lightning)."""
     import pytorch_lightning as pl
     import torch
+    from monai.transforms import Compose
 
     from medai_lab.datasets.frames import case_frames, frames_choice, spec_text
     from medai_lab.datasets.transforms import (
@@ -258,6 +259,7 @@ def _torch_classes() -> dict[str, type]:
         SeededAugmentDataset,
         augment_transforms,
         preprocess_transforms,
+        sampling_prep_transforms,
     )
 
     class SegmentationDataModule(pl.LightningDataModule):
@@ -314,11 +316,14 @@ def _torch_classes() -> dict[str, type]:
             )
             pre = preprocess_transforms(cfg, frames=self.frames)
             memory = cfg["data"]["cache"] == "memory"
-            base = self._dataset(self.train_cases, pre)
-            self.train_ds = SeededAugmentDataset(base, augment_transforms(cfg), seed, memory)
+            # Training items are cached padded, with class counts (cheaper draws, same patches).
+            train_pre = Compose([*pre.transforms, *sampling_prep_transforms(cfg)])
+            base = self._dataset(self.train_cases, train_pre, folder_suffix="-train")
+            augment = augment_transforms(cfg, prepared=True)
+            self.train_ds = SeededAugmentDataset(base, augment, seed, memory)
             self.val_ds = self._dataset(self.val_cases, pre)
 
-        def _dataset(self, cases: list[Case], transform: Any) -> Any:
+        def _dataset(self, cases: list[Case], transform: Any, folder_suffix: str = "") -> Any:
             from monai.data import CacheDataset, PersistentDataset
             from monai.data import Dataset as MonaiDataset
 
@@ -332,7 +337,7 @@ def _torch_classes() -> dict[str, type]:
                 root = self.config["data"].get("cache_dir") or self.cache_dir
                 if root is None:
                     raise DatasetError("data.cache is disk but no data.cache_dir is set")
-                folder = Path(root) / preprocess_key(self.config, self.frames)
+                folder = Path(root) / (preprocess_key(self.config, self.frames) + folder_suffix)
                 folder.mkdir(parents=True, exist_ok=True)
                 return PersistentDataset(cases, transform, cache_dir=folder)
             if mode == "none":

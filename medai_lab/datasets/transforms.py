@@ -2,7 +2,8 @@
 
 The pipeline is split in two so that caching is exact: :func:`preprocess_transforms` is
 deterministic (load, RAS, resample, crop to the body, intensity) and is what CacheDataset /
-PersistentDataset store; :func:`augment_transforms` is random and runs on every draw, reseeded
+PersistentDataset store (for training with :func:`sampling_prep_transforms`: padding and class
+counts); :func:`augment_transforms` is random and runs on every draw, reseeded
 from (seed, epoch, item) by :class:`SeededAugmentDataset`, with :class:`EpochSampler` handing it
 the epoch.
 
@@ -41,6 +42,7 @@ from torch.utils.data import Dataset, Sampler
 
 from medai_lab.datasets.frames import parse_frames, select_frames, sidecar_axis
 from medai_lab.datasets.msd import case_id
+from medai_lab.datasets.voxel_index import VoxelIndex, row_counts
 from medai_lab.errors import MedaiError
 
 KEYS = ("image", "label")
@@ -134,16 +136,37 @@ def preprocess_transforms(
     )
 
 
-def augment_transforms(config: Mapping[str, Any]) -> Compose:
-    """Random part: label-balanced patches, flips, quarter turns, intensity shifts."""
+def sampling_prep_transforms(config: Mapping[str, Any]) -> list[Any]:
+    """The deterministic start of patch sampling, cached with the preprocessed volumes.
+
+    Padding to the patch size, and (``data.crop: classes``) the per-row class counts that
+    let a draw find each class's voxels without a pass over the label
+    (:mod:`medai_lab.datasets.voxel_index`). Use with ``augment_transforms(config, prepared=True)``.
+    """
+    patch = [int(p) for p in config["task"]["patch_size"]]
+    # Volumes smaller than a patch (after cropping to the body) are padded, never rejected.
+    steps: list[Any] = [SpatialPadd(keys=KEYS, spatial_size=patch)]
+    if config["data"]["crop"] == "classes":
+        steps.append(CountClassVoxelsd("label", _num_classes(config)))
+    return steps
+
+
+def augment_transforms(config: Mapping[str, Any], prepared: bool = False) -> Compose:
+    """Random part: label-balanced patches, flips, quarter turns, intensity shifts.
+
+    ``prepared``: the items went through :func:`sampling_prep_transforms` (cached), so the
+    padding is done and class voxels are found from the cached counts; the patches drawn
+    are the same, for the same random state, as without.
+    """
     task, data = config["task"], config["data"]
     patch = [int(p) for p in task["patch_size"]]
     aug = data["augment"]
-    steps: list[Any] = [
-        # Volumes smaller than a patch (after cropping to the body) are padded, never rejected.
-        SpatialPadd(keys=KEYS, spatial_size=patch),
-        _patch_sampler(config, patch),
-    ]
+    steps: list[Any] = []
+    if not prepared:
+        steps.append(SpatialPadd(keys=KEYS, spatial_size=patch))
+    elif data["crop"] == "classes":
+        steps.append(ClassVoxelIndicesd("label", _INDICES_KEY))
+    steps.append(_patch_sampler(config, patch, _INDICES_KEY if prepared else None))
     if float(aug["flip_prob"]) > 0:
         steps += [
             RandFlipd(keys=KEYS, prob=float(aug["flip_prob"]), spatial_axis=int(a))
@@ -164,7 +187,47 @@ def augment_transforms(config: Mapping[str, Any]) -> Compose:
     return Compose(steps)
 
 
-def _patch_sampler(config: Mapping[str, Any], patch: list[int]) -> Any:
+_INDICES_KEY = "label_class_voxels"
+
+
+def _num_classes(config: Mapping[str, Any]) -> int:
+    return max(int(k) for k in config["task"]["labels"]) + 1
+
+
+class CountClassVoxelsd(MapTransform):
+    """Store the per-row class counts of ``key`` under ``key + "_class_counts"`` (cacheable)."""
+
+    def __init__(self, key: str, num_classes: int) -> None:
+        super().__init__([key])
+        self.num_classes = int(num_classes)
+
+    def __call__(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(data)
+        for key in self.key_iterator(out):
+            out[f"{key}_class_counts"] = row_counts(np.asarray(out[key]), self.num_classes)
+        return out
+
+
+class ClassVoxelIndicesd(MapTransform):
+    """Turn the cached counts into one :class:`VoxelIndex` per class under ``indices_key``.
+
+    The counts leave the item here, so they are neither cropped nor batched.
+    """
+
+    def __init__(self, key: str, indices_key: str) -> None:
+        super().__init__([key])
+        self.indices_key = indices_key
+
+    def __call__(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(data)
+        for key in self.key_iterator(out):
+            counts = out.pop(f"{key}_class_counts")
+            label = np.asarray(out[key])
+            out[self.indices_key] = [VoxelIndex(label, c, cum) for c, cum in enumerate(counts)]
+        return out
+
+
+def _patch_sampler(config: Mapping[str, Any], patch: list[int], indices_key: str | None) -> Any:
     """Foreground/background-balanced (posneg) or per-label-balanced (classes) patch centres."""
     data = config["data"]
     n = int(data["samples_per_volume"])
@@ -181,7 +244,7 @@ def _patch_sampler(config: Mapping[str, Any], patch: list[int]) -> Any:
         )
     if data["crop"] == "classes":
         # Small structures (nodules, tumours, atrium) get as many patch centres as big organs.
-        num_classes = max(int(k) for k in config["task"]["labels"]) + 1
+        num_classes = _num_classes(config)
         ratios = data.get("class_ratios") or [1.0] * num_classes
         if len(ratios) != num_classes:
             raise MedaiError(f"data.class_ratios needs {num_classes} values, got {ratios}")
@@ -193,12 +256,17 @@ def _patch_sampler(config: Mapping[str, Any], patch: list[int]) -> Any:
             num_classes=num_classes,
             num_samples=n,
             warn=False,  # a case without some label just gets no patches centred on it
+            indices_key=indices_key,
         )
     raise MedaiError(f"data.crop must be posneg or classes, got {data['crop']!r}")
 
 
 def train_transforms(config: Mapping[str, Any]) -> Compose:
-    """The whole training pipeline (preprocessing, then augmentation) as one Compose."""
+    """The whole training pipeline (preprocessing, then augmentation) as one Compose.
+
+    Plain MONAI transforms only (what a hand-written loop would use); the template caches
+    :func:`sampling_prep_transforms` as well and draws with ``prepared=True``.
+    """
     return Compose(
         [*preprocess_transforms(config).transforms, *augment_transforms(config).transforms]
     )

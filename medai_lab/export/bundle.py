@@ -257,6 +257,7 @@ def _inference(
             # NIfTI only (the datalist): no probing of every reader MONAI knows
             _c("LoadImaged", keys="image", image_only=True, reader="NibabelReader"),
             _c("EnsureChannelFirstd", keys="image"),
+            *_frames(contract.get("frames")),
             # axis names from the image's own space (labels=None), as in training
             _c("Orientationd", keys="image", axcodes="RAS", labels=None),
             _c("Spacingd", keys="image", pixdim=pixdim, mode="bilinear", dtype="$numpy.float32"),
@@ -286,6 +287,17 @@ def _inference(
         "run": ["$@evaluator.run()"],
     }
     # fmt: on
+
+
+def _frames(frames: Any) -> list[dict[str, Any]]:
+    """4-D inputs trained on chosen frame indices: keep those channels (MONAI's Lambdad).
+
+    A choice by axis value (``trigger_time=400``) differs per image and needs the image's
+    sidecar: the bundle's README says which frame to give it instead.
+    """
+    if not isinstance(frames, list):
+        return []
+    return [_c("Lambdad", keys="image", func=f"$lambda x: x[{[int(i) for i in frames]}]")]
 
 
 def _embed(model: Path, meta: dict[str, Any], config: dict[str, Any]) -> None:
@@ -325,6 +337,14 @@ def _readme(meta: dict[str, Any], contract: dict[str, Any], config: dict[str, An
     post = [t["_target_"] for t in config["postprocessing"]["transforms"]]
     keep = "KeepLargestConnectedComponentd" in post
     largest = "; only the largest connected component of the labels is kept" if keep else ""
+    frames = contract.get("frames")
+    frames_step = (
+        f"; of a 4-D image only frames {frames} (the channels the model was trained on)"
+        if isinstance(frames, list)
+        else f"; a 4-D image must hold only the frame with {frames} (the model's training choice)"
+        if isinstance(frames, str)
+        else ""
+    )
     patch = " x ".join(str(p) for p in sw["roi_size"])
     required = meta["required_packages_version"]
     needs = ", ".join(required)
@@ -344,7 +364,7 @@ Version {meta["version"]}; MONAI {meta["monai_version"]}, PyTorch {meta["pytorch
 
 ## Preprocessing contract
 
-1. Load the image (NIfTI), channel first.
+1. Load the image (NIfTI), channel first{frames_step}.
 2. Reorient to {contract.get("orientation", "RAS")}.
 3. Resample (bilinear) to a voxel spacing of {spacing} mm.
 4. Crop to the body: bounding box of intensity > {crop_above}, margin 2 voxels.

@@ -172,8 +172,11 @@ class Predictor:
 
             raw = self.contract.to_dict()
             task = {k: raw[k] for k in ("spacing", "intensity", "foreground_threshold")}
+            # 4-D images: the frames the model was trained on become its channels.
+            frames = self.contract.frames
+            choice = frames if isinstance(frames, str) else list(frames)
             with quiet_third_party():  # MONAI's LoadImage probes every reader it knows
-                self._pre = preprocess_transforms({"task": task}, keys=("image",))
+                self._pre = preprocess_transforms({"task": task}, keys=("image",), frames=choice)
         return self._pre
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medai_lab.contract import Inference, ModelContract
+from medai_lab.contract import Inference, ModelContract, frames_of
 from medai_lab.errors import MedaiError
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def model_contract(config: TrainConfig | Mapping[str, Any]) -> ModelContract:
             mode=ev.mode,
             keep_largest=task.keep_largest if ev.postprocess else (),
         ),
+        frames=frames_of(cfg.data.frames),
     )
 
 

@@ -71,15 +71,22 @@ def adopt_dataset_labels(cfg: TrainConfig, data_dir: Path) -> TrainConfig:
 
 def adopt_dataset_channels(cfg: TrainConfig, data_dir: Path) -> TrainConfig:
     """4-D images train with their chosen frames as channels: ``in_channels`` follows the data
-    (``data.frames``, else the choice recorded in dataset.json, else every frame)."""
-    from medai_lab.datasets.frames import dataset_channels
+    (``data.frames``, else the choice recorded in dataset.json, else every frame), and the
+    choice is written into ``data.frames`` so the model contract carries it to inference."""
+    from medai_lab.datasets.frames import dataset_channels, frames_choice, spec_text
 
     if not data_dir.is_dir():
         return cfg
+    chosen = spec_text(frames_choice(data_dir, cfg.data.frames))
+    frames = None if chosen == "all" else chosen
     channels = dataset_channels(data_dir, cfg.data.frames)
-    if channels == cfg.task.in_channels:
+    if channels == cfg.task.in_channels and frames == cfg.data.frames:
         return cfg
-    return dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, in_channels=channels))
+    return dataclasses.replace(
+        cfg,
+        task=dataclasses.replace(cfg.task, in_channels=channels),
+        data=dataclasses.replace(cfg.data, frames=frames),
+    )
 
 
 def user_cache() -> Path:

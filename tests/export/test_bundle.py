@@ -322,3 +322,21 @@ def test_the_bundle_runs_with_only_the_packages_its_metadata_declares(
     assert set(np.unique(np.asarray(seg.dataobj))) <= {0, 1, 2}
     readme = (bundle.path / "docs" / "README.md").read_text(encoding="utf-8")
     assert "scikit-image" in readme
+
+
+def test_a_4d_models_bundle_keeps_the_frames_it_was_trained_on(tmp_path: Path) -> None:
+    from helpers import write_fourd_liver
+    from monai.bundle import ConfigParser
+    from monai.networks.nets import UNet
+
+    data = write_fourd_liver(tmp_path / "msd", [[0.0, 35.0, 70.0]], (48, 48, 32), (3.0, 3.0, 5.0))
+    net = UNet(3, 2, 3, channels=(4, 8), strides=(2,), num_res_units=0)
+    result = export_bundle(net, {**CONTRACT, "in_channels": 2, "frames": [0, 2]}, tmp_path / "b")
+    parser = ConfigParser()
+    parser.read_config(str(result.path / "configs" / "inference.json"))
+    image = parser.get_parsed_content("preprocessing")(
+        {"image": str(data / "imagesTr" / "liver_000.nii.gz")}
+    )["image"]
+    assert image.shape[0] == 2
+    readme = (result.path / "docs" / "README.md").read_text(encoding="utf-8")
+    assert "only frames [0, 2]" in readme

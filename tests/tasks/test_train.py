@@ -234,21 +234,33 @@ def test_command_line(tmp_path, capsys):
 
 
 def test_fourd_images_train_with_their_frames_as_channels(tmp_path):
+    """Chosen frames become the channels, and the model's contract makes prediction on a
+    4-D image pick the same frames."""
     from helpers import write_fourd_liver
 
+    from medai_lab.inference import Predictor
+    from medai_lab.io import load_nifti
     from medai_lab.tasks.config import compose
     from medai_lab.tasks.prepare import adopt_dataset_channels
 
     times = [[0.0, 35.0, 70.0], [0.0, 40.0, 70.0], [35.0, 70.0, 105.0]]
     data = write_fourd_liver(tmp_path / "msd", times, (48, 48, 32), (3.0, 3.0, 5.0))
     result = train(
-        "liver", "smoke", data, ["trainer.max_epochs=1"], out_dir=tmp_path / "runs",
-        progress=False, export=(),
+        "liver", "smoke", data, ["trainer.max_epochs=1", "data.frames=[0, 2]"],
+        out_dir=tmp_path / "runs", progress=False, export=(),
     )  # fmt: skip
-    assert result.config.task.in_channels == 3
+    assert result.config.task.in_channels == 2
     first = next(m for m in result.module.net.modules() if isinstance(m, torch.nn.Conv3d))
-    assert first.in_channels == 3
+    assert first.in_channels == 2
     assert len(result.case_metrics) > 0
-    # one named frame per case: one channel
+    predictor = Predictor.from_checkpoint(result.best_checkpoint, device="cpu")
+    assert predictor.contract.frames == (0, 2)
+    image = data / "imagesTr" / "liver_000.nii.gz"
+    assert load_nifti(image).array.ndim == 4
+    labels = predictor.predict(image)
+    assert labels.array.shape == (48, 48, 32)
+    # every frame: 3 channels; one named frame per case: 1; the choice lands in data.frames
+    every = adopt_dataset_channels(compose("liver", "smoke"), data)
+    assert every.task.in_channels == 3 and every.data.frames is None
     one = adopt_dataset_channels(compose("liver", "smoke", ["data.frames=trigger_time=70"]), data)
-    assert one.task.in_channels == 1
+    assert one.task.in_channels == 1 and one.data.frames == "trigger_time=70"
