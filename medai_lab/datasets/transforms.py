@@ -42,7 +42,7 @@ from torch.utils.data import Dataset, Sampler
 
 from medai_lab.datasets.frames import parse_frames, select_frames, sidecar_axis
 from medai_lab.datasets.msd import case_id
-from medai_lab.datasets.voxel_index import VoxelIndex, row_counts
+from medai_lab.datasets.sampling import INDEX_KEYS, THRESHOLD, CountVoxelsd, VoxelIndicesd
 from medai_lab.errors import MedaiError
 
 KEYS = ("image", "label")
@@ -139,16 +139,15 @@ def preprocess_transforms(
 def sampling_prep_transforms(config: Mapping[str, Any]) -> list[Any]:
     """The deterministic start of patch sampling, cached with the preprocessed volumes.
 
-    Padding to the patch size, and (``data.crop: classes``) the per-row class counts that
-    let a draw find each class's voxels without a pass over the label
-    (:mod:`medai_lab.datasets.voxel_index`). Use with ``augment_transforms(config, prepared=True)``.
+    Padding to the patch size, and the per-row voxel counts (per class, or foreground and
+    background) that let a draw find its patch centres without a pass over the label
+    (:mod:`medai_lab.datasets.sampling`). Use with ``augment_transforms(config, prepared=True)``.
     """
     patch = [int(p) for p in config["task"]["patch_size"]]
     # Volumes smaller than a patch (after cropping to the body) are padded, never rejected.
-    steps: list[Any] = [SpatialPadd(keys=KEYS, spatial_size=patch)]
-    if config["data"]["crop"] == "classes":
-        steps.append(CountClassVoxelsd("label", _num_classes(config)))
-    return steps
+    crop = config["data"]["crop"]
+    _check_crop(crop)
+    return [SpatialPadd(keys=KEYS, spatial_size=patch), CountVoxelsd(crop, _num_classes(config))]
 
 
 def augment_transforms(config: Mapping[str, Any], prepared: bool = False) -> Compose:
@@ -164,9 +163,9 @@ def augment_transforms(config: Mapping[str, Any], prepared: bool = False) -> Com
     steps: list[Any] = []
     if not prepared:
         steps.append(SpatialPadd(keys=KEYS, spatial_size=patch))
-    elif data["crop"] == "classes":
-        steps.append(ClassVoxelIndicesd("label", _INDICES_KEY))
-    steps.append(_patch_sampler(config, patch, _INDICES_KEY if prepared else None))
+    else:
+        steps.append(VoxelIndicesd(data["crop"]))
+    steps.append(_patch_sampler(config, patch, prepared))
     if float(aug["flip_prob"]) > 0:
         steps += [
             RandFlipd(keys=KEYS, prob=float(aug["flip_prob"]), spatial_axis=int(a))
@@ -187,47 +186,16 @@ def augment_transforms(config: Mapping[str, Any], prepared: bool = False) -> Com
     return Compose(steps)
 
 
-_INDICES_KEY = "label_class_voxels"
-
-
 def _num_classes(config: Mapping[str, Any]) -> int:
     return max(int(k) for k in config["task"]["labels"]) + 1
 
 
-class CountClassVoxelsd(MapTransform):
-    """Store the per-row class counts of ``key`` under ``key + "_class_counts"`` (cacheable)."""
-
-    def __init__(self, key: str, num_classes: int) -> None:
-        super().__init__([key])
-        self.num_classes = int(num_classes)
-
-    def __call__(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        out = dict(data)
-        for key in self.key_iterator(out):
-            out[f"{key}_class_counts"] = row_counts(np.asarray(out[key]), self.num_classes)
-        return out
+def _check_crop(crop: str) -> None:
+    if crop not in INDEX_KEYS:
+        raise MedaiError(f"data.crop must be posneg or classes, got {crop!r}")
 
 
-class ClassVoxelIndicesd(MapTransform):
-    """Turn the cached counts into one :class:`VoxelIndex` per class under ``indices_key``.
-
-    The counts leave the item here, so they are neither cropped nor batched.
-    """
-
-    def __init__(self, key: str, indices_key: str) -> None:
-        super().__init__([key])
-        self.indices_key = indices_key
-
-    def __call__(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        out = dict(data)
-        for key in self.key_iterator(out):
-            counts = out.pop(f"{key}_class_counts")
-            label = np.asarray(out[key])
-            out[self.indices_key] = [VoxelIndex(label, c, cum) for c, cum in enumerate(counts)]
-        return out
-
-
-def _patch_sampler(config: Mapping[str, Any], patch: list[int], indices_key: str | None) -> Any:
+def _patch_sampler(config: Mapping[str, Any], patch: list[int], prepared: bool) -> Any:
     """Foreground/background-balanced (posneg) or per-label-balanced (classes) patch centres."""
     data = config["data"]
     n = int(data["samples_per_volume"])
@@ -240,7 +208,9 @@ def _patch_sampler(config: Mapping[str, Any], patch: list[int], indices_key: str
             neg=float(data["neg"]),
             num_samples=n,
             image_key="image",
-            image_threshold=0.0,
+            image_threshold=THRESHOLD,
+            fg_indices_key=INDEX_KEYS["posneg"][0] if prepared else None,
+            bg_indices_key=INDEX_KEYS["posneg"][1] if prepared else None,
         )
     if data["crop"] == "classes":
         # Small structures (nodules, tumours, atrium) get as many patch centres as big organs.
@@ -256,7 +226,7 @@ def _patch_sampler(config: Mapping[str, Any], patch: list[int], indices_key: str
             num_classes=num_classes,
             num_samples=n,
             warn=False,  # a case without some label just gets no patches centred on it
-            indices_key=indices_key,
+            indices_key=INDEX_KEYS["classes"][0] if prepared else None,
         )
     raise MedaiError(f"data.crop must be posneg or classes, got {data['crop']!r}")
 
