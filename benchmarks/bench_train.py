@@ -12,7 +12,8 @@ which keeps an epoch slowed by another process on the machine from moving them m
 1. ``train()`` (Lightning template, ``data.cache=memory``) vs a hand-written PyTorch + MONAI loop:
    same network (``build_network``), transforms (``train_transforms``), CacheDataset, batch
    size, loss (DiceCELoss as in the module), AdamW and number of steps.
-   ``RATIO train_template_vs_hand_loop <x>``: our samples/s over the hand loop's.
+   ``RATIO train_template_vs_hand_loop <x>``: our samples/s over the hand loop's (pooled
+   medians); the round-by-round ratios are printed too.
 2. ``data.cache=memory`` vs ``data.cache=none`` (``train()`` both): ``RATIO cached_vs_uncached``;
    and the data pipeline alone (the template's train dataloader iterated for an epoch, no
    model): ``RATIO data_pipeline_cached_vs_uncached``.
@@ -412,6 +413,18 @@ def main() -> int:
         f"{median(tracked, lambda r: r.start_s):.2f} vs {median(plain, lambda r: r.start_s):.2f} s,"
         f" whole train() {median(tracked, lambda r: r.wall_s):.1f} vs "
         f"{median(plain, lambda r: r.wall_s):.1f} s"
+    )
+    # Paired by round (the two runs a few seconds apart): a slow spell of the machine that
+    # lasts a run moves one round's ratio, not the pooled medians of a whole variant.
+    paired = [
+        statistics.median(rate(e) for e in t.epochs[1:])
+        / statistics.median(rate(e) for e in h.epochs[1:])
+        for t, h in zip(runs["template"], runs["hand"], strict=True)
+    ]
+    print(
+        "template vs hand loop, round by round: "
+        + " ".join(f"{x:.2f}" for x in paired)
+        + f" (median {statistics.median(paired):.2f})"
     )
     print(f"benchmark took {time.perf_counter() - t_start:.0f} s")
     pipe_ratio = pipe["rate"]["memory"] / pipe["rate"]["none"]
